@@ -1,0 +1,45 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_GALLERY := demo-gallery
+DEMO_STORE := .lookalike/demo-store
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup model demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch is pinned to the CPU wheel on disk; efficientnet-lite-pytorch goes in --no-deps because
+# its own requirements would pull a CUDA build of torch.
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[build,demo,test]"
+	$(BIN)/pip install --quiet --no-deps efficientnet-lite-pytorch==0.1.0
+	$(MAKE) model
+
+model: $(BIN)/python
+	$(BIN)/python -m model_export.export_onnx
+
+demo: setup
+	$(BIN)/python scripts/demo_gallery.py $(DEMO_GALLERY)
+	$(BIN)/lookalike index $(DEMO_GALLERY) --store $(DEMO_STORE)
+	@echo
+	@echo "Lookalike is serving $(DEMO_GALLERY)/ at http://$(HOST):$(PORT) (Ctrl-C stops it). Try:"
+	@echo "  curl -s -F image=@$(DEMO_GALLERY)/skimage/chelsea.png -F k=5 http://$(HOST):$(PORT)/search"
+	@echo "  curl -s -F image=@$(DEMO_GALLERY)/skimage/chelsea.png -F box=100,20,320,200 http://$(HOST):$(PORT)/search"
+	@echo "  $(BIN)/lookalike search $(DEMO_GALLERY)/skimage/coffee.png --store $(DEMO_STORE) -k 5"
+	@echo
+	$(BIN)/lookalike serve --store $(DEMO_STORE) --watch $(DEMO_GALLERY) --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/search_latency.py
+
+clean:
+	rm -rf $(VENV) .lookalike $(DEMO_GALLERY)

@@ -1,0 +1,127 @@
+"""Indexing: keep the vector store equal to the gallery.
+
+Delivery is at-least-once everywhere (a re-run, a watcher event twice, an S3 notification
+redelivered), so every operation here is idempotent: an image's id is its key, unchanged bytes
+(same content hash) are skipped, and removing an id that is gone already does nothing.
+"""
+
+import hashlib
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from lookalike.embedding import Embedder
+from lookalike.errors import LookalikeError, NotFoundError
+from lookalike.images import SNIFF_BYTES, is_image, load_image
+from lookalike.sources import ImageSource
+from lookalike.stores.base import VectorStore
+
+# Committing every few hundred images bounds the work a crash can lose to one batch: a re-run
+# skips everything committed before it.
+COMMIT_EVERY = 512
+
+
+@dataclass
+class IndexReport:
+    indexed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    not_images: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [
+            f"indexed {len(self.indexed)}, unchanged {len(self.unchanged)}, removed {len(self.removed)}, "
+            f"failed {len(self.failed)}, not images {len(self.not_images)}"
+        ]
+        lines += [f"  failed {key}: {reason}" for key, reason in sorted(self.failed.items())]
+        return "\n".join(lines)
+
+
+class Indexer:
+    """Applies gallery changes (keys added, changed or removed) to a store."""
+
+    def __init__(self, source: ImageSource, embedder: Embedder, store: VectorStore, batch_size: int = 32) -> None:
+        self.source = source
+        self.embedder = embedder
+        self.store = store
+        self.batch_size = batch_size
+        store.check_model_version(embedder.info.version)
+
+    def sync(self, progress: bool = True) -> IndexReport:
+        """Make the store hold exactly the source's images: add, re-embed, remove."""
+        keys = list(self.source.keys())
+        report = self.update(keys, progress=progress)
+        gone = sorted(set(self.store.content_hashes()) - set(keys))
+        self.remove(gone, report)
+        return report
+
+    def update(self, keys: Sequence[str], progress: bool = False, report: IndexReport | None = None) -> IndexReport:
+        """Index these keys (new or changed); keys whose file vanished are removed."""
+        report = report or IndexReport()
+        known = self.store.content_hashes()
+        bar = tqdm(total=len(keys), desc="indexing", unit="img", file=sys.stderr, disable=not progress)
+        pending = 0
+        for start in range(0, len(keys), self.batch_size):
+            batch = keys[start : start + self.batch_size]
+            pending += self._update_batch(batch, known, report)
+            bar.update(len(batch))
+            if pending >= COMMIT_EVERY:
+                self.store.persist()
+                pending = 0
+        bar.close()
+        self.store.persist()
+        return report
+
+    def remove(self, keys: Iterable[str], report: IndexReport | None = None) -> IndexReport:
+        report = report or IndexReport()
+        keys = list(keys)
+        if keys:
+            self.store.delete(keys)
+            self.store.persist()
+            report.removed.extend(keys)
+        return report
+
+    def _update_batch(self, keys: Sequence[str], known: dict[str, str], report: IndexReport) -> int:
+        ready: dict[str, tuple[str, object]] = {}
+        stale: list[str] = []
+        for key in keys:
+            try:
+                data = self.source.read(key)
+            except NotFoundError:
+                stale.append(key)
+                continue
+            except OSError as error:
+                report.failed[key] = f"cannot read: {error}"
+                continue
+            if not is_image(data[:SNIFF_BYTES]):
+                report.not_images.append(key)
+                stale.append(key)
+                continue
+            content_hash = hashlib.sha256(data).hexdigest()
+            if known.get(key) == content_hash:
+                report.unchanged.append(key)
+                continue
+            try:
+                ready[key] = (content_hash, load_image(data, min_side=self.embedder.info.input_size))
+            except LookalikeError as error:
+                report.failed[key] = str(error)
+                stale.append(key)
+        stale = [key for key in stale if key in known]
+        if stale:
+            self.store.delete(stale)
+            report.removed.extend(stale)
+        if not ready:
+            return len(stale)
+        keys_ready = list(ready)
+        vectors = self.embedder.embed_images([image for _, image in ready.values()], batch_size=self.batch_size)
+        self.store.upsert(
+            keys_ready,
+            vectors,
+            [content_hash for content_hash, _ in ready.values()],
+            [self.source.tags(key) for key in keys_ready],
+        )
+        report.indexed.extend(keys_ready)
+        return len(ready) + len(stale)

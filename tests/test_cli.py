@@ -1,0 +1,178 @@
+"""The `lookalike` command's contract, run as users run it."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from lookalike.cli import main
+from photos import encode, photo, write_gallery
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def env(tmp_path, model_path, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_MODEL", str(model_path))
+    monkeypatch.setenv("LOOKALIKE_STORE", str(tmp_path / "default-store"))
+    return tmp_path
+
+
+def index(capsys, directory, *extra) -> tuple[int, str]:
+    status = main(["index", str(directory), *extra])
+    return status, capsys.readouterr().err
+
+
+def search_json(capsys, *argv) -> tuple[int, list[dict]]:
+    status = main(["search", "--json", *argv])
+    out = capsys.readouterr().out
+    return status, [json.loads(line) for line in out.splitlines()]
+
+
+def test_index_recognises_images_by_content_and_reports_failures(env, capsys, monkeypatch):
+    root = env / "gallery"
+    write_gallery(root)
+    (root / "notes.txt").write_text("not an image")
+    (root / "broken.jpg").write_bytes(encode(photo("coffee"))[:2000])
+    (root / ".hidden.jpg").write_bytes(encode(photo("coffee")))
+    (root / ".cache").mkdir()
+    (root / ".cache" / "thumb.jpg").write_bytes(encode(photo("rocket")))
+    monkeypatch.chdir(env)
+    status, err = index(capsys, "./gallery/../gallery/")
+    assert status == 0
+    assert "indexed 7, unchanged 0, removed 0, failed 1" in err
+    assert "broken.jpg" in err
+    _, lines = search_json(capsys, str(root / "cats" / "chelsea.JPEG"), "-k", "10")
+    found = {hit["id"] for hit in lines[0]["results"]}
+    assert found == {"astronaut.jpg", "coffee", "rocket.webp", "nested/deeper/motorcycle.png", "hubble.jpg", "retina.jpg"}
+
+
+def test_reindex_skips_unchanged_reembeds_changed_removes_gone(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    store = env / "store"
+    assert index(capsys, root, "--store", str(store))[0] == 0
+    (root / "retina.jpg").unlink()
+    (root / "hubble.jpg").write_bytes(encode(photo("chelsea"), quality=80))
+    status, err = index(capsys, root, "--store", str(store))
+    assert status == 0
+    assert "indexed 1, unchanged 5, removed 1, failed 0" in err
+    _, lines = search_json(capsys, "--store", str(store), "--no-dedupe", "-k", "2", str(root / "cats" / "chelsea.JPEG"))
+    assert [hit["id"] for hit in lines[0]["results"]][0] == "hubble.jpg"
+
+
+def test_search_json_contract(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    index(capsys, root)
+    query = env / "query.png"
+    query.write_bytes(encode(photo("rocket").resize((256, 256)), "PNG"))
+    garbage = env / "garbage.jpg"
+    garbage.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    args = [str(query), str(garbage), "missing.png", str(query)]
+    status, lines = search_json(capsys, "-k", "3", *args)
+    assert status == 1
+    assert [line["query"] for line in lines] == args
+    assert lines[0]["results"][0]["id"] == "rocket.webp" and len(lines[0]["results"]) == 3
+    assert lines[0] == lines[3]
+    scores = [hit["score"] for hit in lines[0]["results"]]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    for bad in lines[1:3]:
+        assert bad["results"] == [] and bad["error"]
+    assert set(lines[0]) == {"query", "results"}
+
+
+def test_search_with_box_and_block_list(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    index(capsys, root)
+    collage = env / "collage.jpg"
+    canvas = Image.new("RGB", (600, 300))
+    canvas.paste(photo("astronaut").resize((300, 300)), (0, 0))
+    canvas.paste(photo("coffee").resize((300, 300)), (300, 0))
+    collage.write_bytes(encode(canvas, quality=95))
+    _, lines = search_json(capsys, "--box", "300,0,600,300", "-k", "1", str(collage))
+    assert lines[0]["results"][0]["id"] == "coffee"
+    assert main(["block", "coffee"]) == 0
+    _, lines = search_json(capsys, "--box", "300,0,600,300", "-k", "1", str(collage))
+    assert lines[0]["results"][0]["id"] != "coffee"
+    main(["blocked"])
+    assert capsys.readouterr().out.split() == ["coffee"]
+    assert main(["unblock", "coffee"]) == 0
+    _, lines = search_json(capsys, "--box", "300,0,600,300", "-k", "1", str(collage))
+    assert lines[0]["results"][0]["id"] == "coffee"
+    status, lines = search_json(capsys, "--box", "300,0,700,300", str(collage))
+    assert status == 1 and "box" in lines[0]["error"]
+
+
+def test_installed_entry_point(env):
+    root = env / "gallery"
+    write_gallery(root)
+    run = lambda *argv: subprocess.run([str(BIN / "lookalike"), *argv], capture_output=True, text=True, timeout=300)
+    indexed = run("index", str(root))
+    assert indexed.returncode == 0, indexed.stderr
+    assert "indexed 7" in indexed.stderr and indexed.stdout == ""
+    searched = run("search", "--json", "-k", "2", str(root / "coffee"))
+    assert searched.returncode == 0
+    (line,) = searched.stdout.splitlines()
+    assert len(json.loads(line)["results"]) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _poll(check, seconds: float = 30.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if result := check():
+                return result
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.25)
+
+
+def test_serve_watch_indexes_a_drop_folder_within_seconds(env):
+    root = env / "drop"
+    root.mkdir()
+    (root / "coffee.jpg").write_bytes(encode(photo("coffee")))
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "lookalike"), "serve", "--watch", str(root), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ},
+    )
+    base = f"http://127.0.0.1:{port}"
+    query = encode(photo("rocket").resize((200, 200)), "PNG")
+
+    def top_ids():
+        response = requests.post(f"{base}/search", files={"image": ("q.png", query, "image/png")}, data={"k": "5"}, timeout=30)
+        return [hit["id"] for hit in response.json()["results"]]
+
+    try:
+        _poll(lambda: requests.get(f"{base}/health", timeout=5).ok, 120)
+        assert top_ids() == ["coffee.jpg"]
+        (root / "new").mkdir()
+        shutil.copyfile(Path(__file__).parent / "photos.py", root / "new" / "readme.py")
+        (root / "new" / "rocket.jpg").write_bytes(encode(photo("rocket")))
+        started = time.monotonic()
+        assert _poll(lambda: top_ids()[0] == "new/rocket.jpg")
+        added_after = time.monotonic() - started
+        (root / "new" / "rocket.jpg").unlink()
+        assert _poll(lambda: top_ids() == ["coffee.jpg"])
+        assert added_after < 10
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,329 @@
+"""The HTTP routes on API Gateway HTTP API (payload 2.0) events, as the search Lambda receives
+them, over real photos, the real model and a real FAISS store."""
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data
+from urllib3 import encode_multipart_formdata
+
+from lookalike.http.routes import MAX_K, MAX_REQUEST_BYTES, create_app
+from lookalike.indexing import Indexer
+from lookalike.search import SearchService
+from lookalike.sources import FolderSource
+from lookalike.stores.faiss_store import FaissStore
+from photos import encode, photo, write_gallery
+
+LAMP = "kitchen/lamp 1.jpg"  # a folder and a space: the id must be percent-encoded in URLs
+LAMP_URL = "/images/kitchen%2Flamp%201.jpg"
+
+
+def index_gallery(root: Path, store_path: Path, embedder) -> tuple[SearchService, FolderSource, dict[str, Path]]:
+    """write_gallery's photos plus LAMP (tagged room=kitchen), indexed; a file sits beside the root."""
+    files = write_gallery(root)
+    files[LAMP] = root / LAMP
+    files[LAMP].parent.mkdir()
+    files[LAMP].write_bytes(encode(Image.fromarray(data.immunohistochemistry()), quality=90))
+    (root / "kitchen" / ".tags.json").write_text(json.dumps({"*": {"room": "kitchen"}}))
+    (root.parent / "secret.txt").write_text("outside the gallery")
+    source = FolderSource(root)
+    store = FaissStore(store_path)
+    Indexer(source, embedder, store).sync(progress=False)
+    return SearchService(embedder, store), source, files
+
+
+def chelsea_copy() -> bytes:
+    """A resized, re-encoded copy of cats/chelsea.JPEG: the gallery's original must come first."""
+    return encode(photo("chelsea").resize((300, 200)), "PNG")
+
+
+def collage() -> bytes:
+    """coffee on the left half, rocket on the right: a box picks one of them."""
+    image = Image.new("RGB", (800, 300))
+    image.paste(photo("coffee").resize((400, 300)), (0, 0))
+    image.paste(photo("rocket").resize((400, 300)), (400, 0))
+    return encode(image, quality=95)
+
+
+def api_event(method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> dict:
+    """The event API Gateway's HTTP API hands the Lambda: text bodies as is, others base64."""
+    headers = {
+        "host": "abc123.execute-api.eu-west-1.amazonaws.com",
+        "user-agent": "pytest",
+        "x-forwarded-for": "203.0.113.9",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    }
+    if content_type:
+        headers["content-type"] = content_type
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "pytest"},
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "10/Mar/2026:12:00:00 +0000",
+            "timeEpoch": 1773144000000,
+        },
+        "isBase64Encoded": False,
+    }
+    if body is not None:
+        textual = content_type == "application/json"
+        event["body"] = body.decode() if textual else base64.b64encode(body).decode()
+        event["isBase64Encoded"] = not textual
+    return event
+
+
+class Reply:
+    def __init__(self, result: dict) -> None:
+        self.status = int(result["statusCode"])
+        self.headers = result["headers"]
+        self.base64 = result["isBase64Encoded"]
+        self.content = base64.b64decode(result["body"]) if self.base64 else result["body"].encode()
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def call(app, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Reply:
+    return Reply(app.resolve(api_event(method, path, body, content_type), None))
+
+
+def post_json(app, payload: dict) -> Reply:
+    return call(app, "POST", "/search", json.dumps(payload).encode(), "application/json")
+
+
+def post_form(app, image: bytes, **fields: str) -> Reply:
+    body, content_type = encode_multipart_formdata({"image": ("query.jpg", image, "image/jpeg"), **fields})
+    return call(app, "POST", "/search", body, content_type)
+
+
+def b64(payload: bytes) -> str:
+    return base64.b64encode(payload).decode()
+
+
+def ids(reply: Reply) -> list[str]:
+    return [hit["id"] for hit in reply.json()["results"]]
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory, embedder):
+    root = tmp_path_factory.mktemp("routes")
+    return index_gallery(root / "gallery", root / "store", embedder)
+
+
+@pytest.fixture(scope="module")
+def app(gallery):
+    service, source, _ = gallery
+    return create_app(service, source)
+
+
+def test_json_search_ranks_the_original_first(app):
+    reply = post_json(app, {"image": b64(chelsea_copy()), "k": 3})
+    assert reply.status == 200, reply.content
+    body = reply.json()
+    assert body["k"] == 3 and body["took_ms"] >= 0
+    results = body["results"]
+    assert [set(hit) for hit in results] == [{"id", "score", "url"}] * 3
+    assert results[0]["id"] == "cats/chelsea.JPEG"
+    assert results[0]["url"] == "/images/cats%2Fchelsea.JPEG"
+    assert results[0]["score"] >= results[1]["score"] >= results[2]["score"]
+
+
+def test_multipart_and_base64_json_rank_alike(app):
+    query = chelsea_copy()
+    as_form = post_form(app, query, k="5", dedupe="false")
+    as_json = post_json(app, {"image": b64(query), "k": 5, "dedupe": False})
+    assert as_form.status == as_json.status == 200
+    assert as_form.json()["results"] == as_json.json()["results"]
+
+
+def test_a_data_url_is_accepted_as_base64(app):
+    reply = post_json(app, {"image": "data:image/png;base64," + b64(chelsea_copy()), "k": 1})
+    assert ids(reply) == ["cats/chelsea.JPEG"]
+
+
+def test_box_searches_the_fragment(app):
+    query = collage()
+    assert ids(post_json(app, {"image": b64(query), "box": [0, 0, 400, 300], "k": 1})) == ["coffee"]
+    assert ids(post_json(app, {"image": b64(query), "box": [400, 0, 800, 300], "k": 1})) == ["rocket.webp"]
+    assert ids(post_form(app, query, box="400,0,800,300", k="1")) == ["rocket.webp"]
+    assert ids(post_form(app, query, box="[0, 0, 400, 300]", k="1")) == ["coffee"]
+
+
+def test_tags_filter_results(app):
+    reply = post_json(app, {"image": b64(chelsea_copy()), "tags": {"room": "kitchen"}})
+    assert ids(reply) == [LAMP]
+    assert ids(post_form(app, chelsea_copy(), tags='{"room": "kitchen"}')) == [LAMP]
+
+
+def test_the_url_of_a_result_serves_its_bytes(app, gallery):
+    _, _, files = gallery
+    (url,) = [hit["url"] for hit in post_json(app, {"image": b64(files[LAMP].read_bytes()), "k": MAX_K, "dedupe": False}).json()["results"] if hit["id"] == LAMP] or [LAMP_URL]
+    assert url == LAMP_URL
+    reply = call(app, "GET", url)
+    assert reply.status == 200
+    assert reply.base64, "binary bodies go back base64-encoded"
+    assert reply.headers["Content-Type"] == "image/jpeg"
+    assert reply.content == files[LAMP].read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("key", "content_type"),
+    [("coffee", "image/png"), ("rocket.webp", "image/webp"), ("nested%2Fdeeper%2Fmotorcycle.png", "image/png")],
+)
+def test_content_type_comes_from_the_bytes(app, key, content_type):
+    reply = call(app, "GET", f"/images/{key}")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == content_type
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/images/missing.jpg",
+        "/images/..%2Fsecret.txt",
+        "/images/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/images/%2Fetc%2Fpasswd",
+        "/images/kitchen%2F.tags.json",
+        "/images/kitchen%2F..%2F..%2Fsecret.txt",
+        "/images/../secret.txt",
+    ],
+)
+def test_only_gallery_images_are_served(app, path):
+    reply = call(app, "GET", path)
+    assert reply.status == 404
+    assert reply.json()["error"]["status"] == 404
+    assert b"outside the gallery" not in reply.content
+
+
+def error_cases():
+    jpeg = encode(photo("chelsea"), quality=90)
+    image = b64(jpeg)
+    json_type = "application/json"
+    yield "garbage bytes", 415, json.dumps({"image": b64(b"this is not an image at all")}), json_type
+    yield "truncated JPEG", 415, json.dumps({"image": b64(jpeg[: len(jpeg) // 2])}), json_type
+    yield "box outside the image", 422, json.dumps({"image": image, "box": [0, 0, 5000, 5000]}), json_type
+    yield "inverted box", 422, json.dumps({"image": image, "box": [200, 200, 10, 10]}), json_type
+    yield "box of three numbers", 422, json.dumps({"image": image, "box": [0, 0, 10]}), json_type
+    yield "k=0", 422, json.dumps({"image": image, "k": 0}), json_type
+    yield "k=10000", 422, json.dumps({"image": image, "k": 10000}), json_type
+    yield "k not a number", 422, json.dumps({"image": image, "k": "many"}), json_type
+    yield "unknown field", 422, json.dumps({"image": image, "bbox": [0, 0, 10, 10]}), json_type
+    yield "image not base64", 422, json.dumps({"image": "not base64!"}), json_type
+    yield "missing image", 422, json.dumps({"k": 3}), json_type
+    yield "empty body", 422, "", json_type
+    yield "JSON not an object", 422, "[1, 2, 3]", json_type
+    yield "malformed JSON", 400, '{"image": ', json_type
+    yield "bytes that are not UTF-8 JSON", 400, b"\xff\xd8\xff\xe0", None
+    yield "an image posted raw", 415, jpeg, "image/jpeg"
+    yield "over the size limit", 413, json.dumps({"image": b64(b"\0" * MAX_REQUEST_BYTES)}), json_type
+
+
+@pytest.mark.parametrize(("status", "body", "content_type"), [case[1:] for case in error_cases()], ids=[case[0] for case in error_cases()])
+def test_bad_requests_get_a_json_error_never_a_500(app, status, body, content_type):
+    reply = call(app, "POST", "/search", body if isinstance(body, bytes) else body.encode(), content_type)
+    assert reply.status == status, reply.content
+    assert reply.headers["Content-Type"] == "application/json"
+    error = reply.json()["error"]
+    assert error["status"] == status and error["message"]
+
+
+def test_validation_messages_name_the_field(app):
+    message = post_json(app, {"image": b64(b"x"), "k": 10000}).json()["error"]["message"]
+    assert message.startswith("k: ") and str(MAX_K) in message
+
+
+def test_a_broken_multipart_body_is_a_400(app):
+    body = b'--xx\r\nContent-Disposition: form-data; name="image"\r\n\r\n\xff\xd8\xff\r\n--xx--\r\n'
+    assert call(app, "POST", "/search", body, "multipart/form-data; boundary=xx").status == 400
+    assert call(app, "POST", "/search", b"abc", "multipart/form-data").status == 400
+
+
+def test_unknown_routes_are_json_404s(app):
+    reply = call(app, "GET", "/nowhere")
+    assert reply.status == 404
+    assert reply.json() == {"error": {"status": 404, "message": "no route for GET /nowhere"}}
+
+
+def test_health(app, gallery, embedder):
+    _, _, files = gallery
+    reply = call(app, "GET", "/health")
+    assert reply.status == 200
+    body = reply.json()
+    assert body["status"] == "ok"
+    assert body["gallery"] == len(files)
+    assert body["model"] == {"name": embedder.info.name, "version": embedder.info.version}
+
+
+def test_openapi_document_lists_the_routes(app):
+    reply = call(app, "GET", "/openapi.json")
+    assert reply.status == 200
+    document = reply.json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {"/search", "/images/{image_id}", "/health", "/blocklist", "/blocklist/{image_id}"}
+    body = document["paths"]["/search"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "multipart/form-data"}
+    assert body["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
+    assert set(document["paths"]["/blocklist/{image_id}"]) == {"put", "delete"}
+
+
+def test_admin_routes_can_be_left_out(gallery):
+    service, source, _ = gallery
+    public = create_app(service, source, admin=False)
+    assert call(public, "GET", "/blocklist").status == 404
+    assert call(public, "PUT", "/blocklist/coffee").status == 404
+    assert "/blocklist" not in Reply(public.resolve(api_event("GET", "/openapi.json"), None)).json()["paths"]
+
+
+def test_block_list_changes_results(tmp_path, embedder):
+    service, source, _ = index_gallery(tmp_path / "gallery", tmp_path / "store", embedder)
+    app = create_app(service, source)
+    query = {"image": b64(chelsea_copy()), "k": 3}
+    assert ids(post_json(app, query))[0] == "cats/chelsea.JPEG"
+
+    blocked = call(app, "PUT", "/blocklist/cats%2Fchelsea.JPEG")
+    assert blocked.status == 200 and blocked.json() == {"id": "cats/chelsea.JPEG", "blocked": True}
+    assert call(app, "GET", "/blocklist").json() == {"ids": ["cats/chelsea.JPEG"]}
+    assert "cats/chelsea.JPEG" not in ids(post_json(app, query))
+    assert len(ids(post_json(app, query))) == 3
+    assert call(app, "GET", "/images/cats%2Fchelsea.JPEG").status == 404
+
+    unblocked = call(app, "DELETE", "/blocklist/cats%2Fchelsea.JPEG")
+    assert unblocked.status == 200 and unblocked.json() == {"id": "cats/chelsea.JPEG", "blocked": False}
+    assert call(app, "GET", "/blocklist").json() == {"ids": []}
+    assert ids(post_json(app, query))[0] == "cats/chelsea.JPEG"
+    assert call(app, "GET", "/images/cats%2Fchelsea.JPEG").status == 200
+
+
+class BrokenStore:
+    """The real store with one bug of ours: count() fails."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def count(self) -> int:
+        raise RuntimeError("the store's disk is on fire")
+
+
+def test_a_bug_of_ours_is_a_generic_500(gallery, embedder):
+    service, source, _ = gallery
+    app = create_app(SearchService(embedder, BrokenStore(service.store)), source)
+    reply = call(app, "GET", "/health")
+    assert reply.status == 500
+    assert reply.json() == {"error": {"status": 500, "message": "internal error"}}
