@@ -134,7 +134,9 @@ class CropBox:
 
 def _pixel_coordinate(part: object) -> int:
     number = _number(part.strip()) if isinstance(part, str) else part
-    if isinstance(number, numbers.Integral) and not isinstance(number, bool):
+    if isinstance(number, bool):
+        raise InvalidCropBoxError(f"crop box coordinate {part!r} is not a number of pixels")
+    if isinstance(number, numbers.Integral):
         return int(number)
     if isinstance(number, numbers.Real) and math.isfinite(number) and float(number).is_integer():
         return int(number)
@@ -174,6 +176,8 @@ def load_image(data: bytes, box: CropBox | None = None, min_side: int | None = N
     the whole image), wherever the full-resolution original had them. The returned image is thus
     possibly smaller than the original; `box` is always in full-resolution displayed pixels.
     """
+    if min_side is not None and min_side < 1:
+        raise ValueError(f"min_side must be a positive number of pixels, not {min_side}")
     if not data:
         raise NotAnImageError("the image is empty (0 bytes)")
     if not is_image(data[:SNIFF_BYTES]):

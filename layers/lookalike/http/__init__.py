@@ -1,0 +1,1 @@
+"""The HTTP edge: powertools routes (`routes`) shared by the search Lambda and the local server (`server`)."""

@@ -168,7 +168,9 @@ def error_document(status: int, message: str) -> dict:
 
 def _error(status: int, message: str) -> Response:
     status = int(status)
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=error_document(status, message))
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=error_document(status, message)
+    )
 
 
 def _errors_documented(*statuses: HTTPStatus) -> dict[int, dict]:
@@ -231,7 +233,9 @@ def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, sourc
             ),
         },
     )
-    def search(request: Annotated[SearchRequest, Body(description="JSON, or the same fields as multipart/form-data")]) -> SearchResponse:
+    def search(
+        request: Annotated[SearchRequest, Body(description="JSON, or the same fields as multipart/form-data")],
+    ) -> SearchResponse:
         started = time.perf_counter()
         box = CropBox.parse(request.box) if request.box is not None else None
         hits = service.search_one(Query(request.image, box), k=request.k, tags=request.tags, dedupe=request.dedupe)
@@ -247,7 +251,10 @@ def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, sourc
         "/images/<image_id>",
         summary="A gallery image's bytes",
         responses={
-            200: {"description": "The image", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
+            200: {
+                "description": "The image",
+                "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
             **_errors_documented(HTTPStatus.NOT_FOUND),
         },
     )

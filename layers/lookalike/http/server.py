@@ -30,7 +30,13 @@ _RESOLVE_LOCK = threading.Lock()
 _DRAIN_LIMIT = 4 * MAX_REQUEST_BYTES
 
 # Bodies of these types reach the Lambda as text; API Gateway base64-encodes every other body.
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded", "application/javascript")
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "application/javascript",
+)
 
 
 class LocalServer(ThreadingHTTPServer):
@@ -182,7 +188,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         status, headers, payload = self._resolve(event)
         self._write(status, headers, payload)
-        self.log_message("%s %s -> %d (%.0f ms)", self.command, self.path, status, (time.perf_counter() - started) * 1000)
+        took_ms = (time.perf_counter() - started) * 1000
+        self.log_message("%s %s -> %d (%.0f ms)", self.command, self.path, status, took_ms)
 
     def _resolve(self, event: dict) -> tuple[int, list[tuple[str, str]], bytes]:
         try:

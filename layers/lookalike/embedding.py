@@ -1,0 +1,103 @@
+"""Pixels in, unit-length vectors out: the ONNX embedder under onnxruntime.
+
+Everything needed to prepare the model's input (size, normalization, resize mode) is read from
+the model file's metadata, written there by model_export/export_onnx.py, so that serving never
+repeats a constant that a rebuilt model could change. Serving imports no torch: onnxruntime,
+numpy and Pillow only.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from lookalike.images import RESIZE_MODES, to_tensor
+
+_REQUIRED_KEYS = ("name", "version", "input_size", "mean", "std", "dim", "resize")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    dim: int
+    resize: str  # how to_tensor fits an image to input_size x input_size
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str], source: str | Path = "model") -> "ModelInfo":
+        """Parse the export's metadata_props; a model without them was not built for Lookalike."""
+        missing = [key for key in _REQUIRED_KEYS if key not in metadata]
+        if missing:
+            raise ValueError(
+                f"{source} lacks the metadata Lookalike needs ({', '.join(missing)}); "
+                "build the model with `python -m model_export.export_onnx`"
+            )
+        if metadata["resize"] not in RESIZE_MODES:
+            raise ValueError(f"{source}: metadata resize={metadata['resize']!r} is not one of {RESIZE_MODES}")
+        return cls(
+            name=metadata["name"],
+            version=metadata["version"],
+            input_size=int(metadata["input_size"]),
+            mean=_channels(metadata["mean"], "mean", source),
+            std=_channels(metadata["std"], "std", source),
+            dim=int(metadata["dim"]),
+            resize=metadata["resize"],
+        )
+
+
+def _channels(value: str, key: str, source: str | Path) -> tuple[float, float, float]:
+    numbers = tuple(float(part) for part in value.split(","))
+    if len(numbers) != 3:
+        raise ValueError(f"{source}: metadata {key}={value!r} must hold one value per RGB channel")
+    return numbers
+
+
+class Embedder:
+    """One onnxruntime session on the CPU; `embed` may be called from several threads at once."""
+
+    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FileNotFoundError(f"no model at {model_path}: build it with `python -m model_export.export_onnx`")
+        options = ort.SessionOptions()
+        # Deterministic kernels, so that re-indexing an image reproduces its vector exactly.
+        options.use_deterministic_compute = True
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, model_path)
+        self._input_name = self._session.get_inputs()[0].name
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """(n, 3, S, S) normalized pixels -> (n, dim) float32 rows of unit length."""
+        size = self.info.input_size
+        if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
+            raise ValueError(f"embed takes a (n, 3, {size}, {size}) batch, got shape {batch.shape}")
+        if len(batch) == 0:
+            return np.zeros((0, self.info.dim), dtype=np.float32)
+        pixels = np.ascontiguousarray(batch, dtype=np.float32)
+        (vectors,) = self._session.run(None, {self._input_name: pixels})
+        return vectors
+
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """RGB images of any size -> (n, dim), prepared as the model's metadata says."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        info = self.info
+        chunks = [np.zeros((0, info.dim), dtype=np.float32)]
+        for start in range(0, len(images), batch_size):
+            batch = np.stack(
+                [
+                    to_tensor(image, info.input_size, info.mean, info.std, info.resize)
+                    for image in images[start : start + batch_size]
+                ]
+            )
+            chunks.append(self.embed(batch))
+        return np.concatenate(chunks)

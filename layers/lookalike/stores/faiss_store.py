@@ -1,0 +1,652 @@
+"""The embedded vector store: a FAISS index plus a SQLite sidecar, in one directory.
+
+Layout of `path`:
+  meta.sqlite        settings (dim, method, model version, generation), the id map (string id <->
+                     FAISS int64 id), each image's float32 vector (the source of truth: rebuilds
+                     and compaction read it), content hash, tags, the block list and tombstones.
+  index-<n>.faiss    the FAISS index of index generation n (IDMap2 over Flat or HNSW, inner product).
+  lock               flock'ed by a writer for the length of a commit.
+
+Commit protocol (`persist`): under the lock, open a SQLite write transaction, write the rows,
+write the new index to a temporary name, fsync, rename to `index-<n+1>.faiss`, fsync the
+directory, then switch the generation in SQLite and COMMIT. The COMMIT is the single atomic
+commit point: a crash before it leaves the previous generation (its rows and its index file,
+deleted only after the COMMIT) intact; files a crashed writer left behind are removed on open.
+
+Writes are buffered in memory (they are visible to this instance at once) and kept as an
+operation log. If another process committed in the meantime, `persist` reloads that generation
+and replays the log on top: upserts and deletes are idempotent, so two writers lose nothing.
+
+HNSW cannot remove vectors, so replaced and deleted vectors become tombstones, excluded inside
+the search by an IDSelector, until they pass COMPACT_FRACTION of the index and a commit
+rebuilds it from the stored vectors. Exact (Flat) indexes remove vectors directly.
+"""
+
+import errno
+import fcntl
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from lookalike.errors import InvalidParameterError, LookalikeError
+from lookalike import knn
+from lookalike.knn import AUTO, KnnMethod, resolve_method
+from lookalike.stores.base import Hit, ModelVersionMismatchError, StoredImage
+
+# Compaction rebuilds an HNSW index once tombstones are more than this fraction of its vectors:
+# below it the dead vectors cost a little memory and a little search time; above it the graph
+# spends a noticeable part of ef_search walking past them.
+COMPACT_FRACTION = 0.2
+META_FILENAME = "meta.sqlite"
+LOCK_FILENAME = "lock"
+INDEX_PATTERN = re.compile(r"index-(\d+)\.faiss")
+LOAD_ATTEMPTS = 20
+MIN_NORM = 1e-6
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY, faiss_id INTEGER NOT NULL UNIQUE, content_hash TEXT NOT NULL, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tags (
+    image_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (image_id, name));
+CREATE TABLE IF NOT EXISTS blocked (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS tombstones (faiss_id INTEGER PRIMARY KEY);
+"""
+
+
+class StoreCorruptError(LookalikeError):
+    """The store's files disagree in a way no crash of ours can produce (edited or lost by hand)."""
+
+    status = 500
+
+
+@dataclass
+class _Record:
+    faiss_id: int
+    content_hash: str
+    tags: dict[str, str]
+
+
+@dataclass
+class _State:
+    """Everything loaded from one generation, plus this instance's uncommitted changes."""
+
+    generation: int = 0
+    index_generation: int = 0
+    dim: int | None = None
+    model_version: str | None = None
+    method: str | KnnMethod = AUTO
+    active: KnnMethod | None = None
+    next_faiss_id: int = 0
+    index: faiss.Index | None = None
+    records: dict[str, _Record] = field(default_factory=dict)
+    by_faiss_id: dict[int, str] = field(default_factory=dict)
+    by_hash: dict[str, set[str]] = field(default_factory=dict)
+    by_tag: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+    tombstones: set[int] = field(default_factory=set)
+
+
+class FaissStore:
+    """A VectorStore in directory `path` (created if missing).
+
+    `method`: "auto" (exact below knn.AUTO_EXACT_LIMIT vectors, HNSW above), "flat", "hnsw" or a
+    KnnMethod; None keeps the store's own (auto for a new store). A different method than the
+    store's is recorded and built at the next `persist`. `model_version`, when given, is checked
+    as `check_model_version` does. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        dim: int | None = None,
+        method: str | KnnMethod | None = None,
+        model_version: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._ops: list[tuple] = []
+        self._db = sqlite3.connect(self.path / META_FILENAME, isolation_level=None, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._state = self._load()
+        self._remove_orphans()
+        if dim is not None:
+            self._check_dim(dim)
+            if self._state.dim is None:
+                self._record_op(("dim", dim))
+        if method is not None:
+            self.set_method(method)
+        if model_version is not None:
+            self.check_model_version(model_version)
+
+    # -- the VectorStore interface ------------------------------------------------------------
+
+    @property
+    def dim(self) -> int | None:
+        return self._state.dim
+
+    @property
+    def model_version(self) -> str | None:
+        return self._state.model_version
+
+    @property
+    def method(self) -> str | KnnMethod:
+        """What was asked for: "auto" or a KnnMethod."""
+        return self._state.method
+
+    @property
+    def active_method(self) -> KnnMethod:
+        """The method the current index was built with."""
+        with self._lock:
+            return self._state.active or resolve_method(self._state.method, len(self._state.records))
+
+    @property
+    def generation(self) -> int:
+        return self._state.generation
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        content_hashes: Sequence[str],
+        tags: Sequence[Mapping[str, str]] | None = None,
+    ) -> None:
+        ids = list(ids)
+        tags = [dict(t) for t in tags] if tags is not None else [{} for _ in ids]
+        vectors = self._unit_rows(vectors, "vectors")
+        if not len(ids) == len(vectors) == len(content_hashes) == len(tags):
+            raise InvalidParameterError(
+                f"upsert needs one vector, content hash and tag set per id: got {len(ids)} ids, "
+                f"{len(vectors)} vectors, {len(content_hashes)} hashes, {len(tags)} tag sets"
+            )
+        for image_id in ids:
+            if not isinstance(image_id, str) or not image_id:
+                raise InvalidParameterError(f"ids must be non-empty strings, got {image_id!r}")
+        for tag_set in tags:
+            if not all(isinstance(key, str) and isinstance(value, str) for key, value in tag_set.items()):
+                raise InvalidParameterError(f"tags must map strings to strings, got {tag_set!r}")
+        self._record_op(("upsert", ids, vectors, [str(h) for h in content_hashes], tags))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self._record_op(("delete", list(ids)))
+
+    def get(self, ids: Sequence[str]) -> list[StoredImage | None]:
+        with self._lock:
+            state = self._state
+            found = [state.records.get(image_id) for image_id in ids]
+            live = [record.faiss_id for record in found if record is not None]
+            vectors = state.index.reconstruct_batch(np.asarray(live, dtype=np.int64)) if live else None
+            images: list[StoredImage | None] = []
+            row = 0
+            for image_id, record in zip(ids, found):
+                if record is None:
+                    images.append(None)
+                    continue
+                images.append(StoredImage(image_id, vectors[row], record.content_hash, dict(record.tags)))
+                row += 1
+            return images
+
+    def search(self, queries: np.ndarray, k: int, tags: Mapping[str, str] | None = None) -> list[list[Hit]]:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidParameterError(f"k must be a positive integer, got {k!r}")
+        with self._lock:
+            state = self._state
+            if state.dim is None:
+                return [[] for _ in range(len(np.atleast_2d(queries)))]
+            queries = self._unit_rows(queries, "queries")
+            allowed = self._allowed_faiss_ids(tags) if tags else None
+            candidates = len(allowed) if allowed is not None else len(state.records)
+            k = min(int(k), candidates)
+            if k == 0:
+                return [[] for _ in queries]
+            active = self.active_method
+            if active.name == "flat":
+                selector = self._selector(allowed)
+                params = faiss.SearchParameters(sel=selector) if selector is not None else None
+                scores, faiss_ids = state.index.search(queries, k, params=params)
+            elif allowed is not None and len(allowed) < knn.AUTO_EXACT_LIMIT:
+                # A graph walk through a small filtered set is slow and misses members; an exact
+                # scan of that set costs what exact search of a gallery its size does.
+                scores, faiss_ids = self._exact_hnsw(queries, k, allowed)
+            else:
+                selector = self._selector(allowed)
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(active.ef_search, k))
+                scores, faiss_ids = state.index.search(queries, k, params=params)
+                short = (faiss_ids < 0).any(axis=1)
+                if short.any():
+                    # The walk can miss part of a filtered set or of a gallery crowded by
+                    # tombstones; an exact scan returns all min(k, matching).
+                    scores[short], faiss_ids[short] = self._exact_hnsw(queries[short], k, allowed)
+            return [
+                [Hit(state.by_faiss_id[int(i)], float(s)) for s, i in zip(row_scores, row_ids)]
+                for row_scores, row_ids in zip(scores, faiss_ids)
+            ]
+
+    def count(self) -> int:
+        return len(self._state.records)
+
+    def content_hashes(self) -> dict[str, str]:
+        with self._lock:
+            return {image_id: record.content_hash for image_id, record in self._state.records.items()}
+
+    def ids_with_hash(self, content_hash: str) -> list[str]:
+        with self._lock:
+            return sorted(self._state.by_hash.get(content_hash, ()))
+
+    def block(self, ids: Sequence[str]) -> None:
+        self._record_op(("block", list(ids)))
+
+    def unblock(self, ids: Sequence[str]) -> None:
+        self._record_op(("unblock", list(ids)))
+
+    def blocked(self) -> set[str]:
+        with self._lock:
+            return set(self._state.blocked)
+
+    def check_model_version(self, model_version: str) -> None:
+        with self._lock:
+            if self._state.model_version != model_version:
+                self._record_op(("model_version", model_version))
+
+    def set_method(self, method: str | KnnMethod) -> None:
+        """Ask for another method; the next `persist` rebuilds the index if it changes."""
+        method = method if method == AUTO else KnnMethod.parse(method)
+        if isinstance(method, KnnMethod) and method.needs_training():
+            raise InvalidParameterError(
+                f"FaissStore builds flat and hnsw indexes; {method.faiss_factory()} needs training"
+            )
+        with self._lock:
+            if method != self._state.method:
+                self._record_op(("method", method))
+
+    def refresh(self) -> bool:
+        with self._lock:
+            if self._read_generation() == self._state.generation:
+                return False
+            self._reload()
+            return True
+
+    def persist(self) -> None:
+        with self._lock:
+            if not self._ops and not self._needs_rebuild():
+                return
+            with self._writer_lock():
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._read_generation() != self._state.generation:
+                        self._reload(in_transaction=True)
+                    new_index = self._write_generation()
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    self._state.generation = -1  # memory may hold half a replay: reload next time
+                    raise
+                if new_index is not None:
+                    self._state.index, self._state.active = new_index
+                    self._state.tombstones.clear()
+                self._ops.clear()
+                self._remove_orphans(locked=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "FaissStore":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- applying operations to the in-memory state ---------------------------------------------
+
+    def _record_op(self, op: tuple) -> None:
+        with self._lock:
+            self._apply(op)
+            self._ops.append(op)
+
+    def _apply(self, op: tuple) -> None:
+        state = self._state
+        kind = op[0]
+        if kind == "upsert":
+            _, ids, vectors, hashes, tags = op
+            self._check_dim(vectors.shape[1])
+            if state.dim is None:
+                state.dim = vectors.shape[1]
+            if state.index is None:
+                state.active = resolve_method(state.method, 0)
+                state.index = _new_index(state.dim, state.active)
+            latest = {image_id: row for row, image_id in enumerate(ids)}
+            self._remove([image_id for image_id in latest if image_id in state.records])
+            new_ids = np.arange(state.next_faiss_id, state.next_faiss_id + len(latest), dtype=np.int64)
+            state.next_faiss_id += len(latest)
+            state.index.add_with_ids(vectors[list(latest.values())], new_ids)
+            for faiss_id, (image_id, row) in zip(new_ids.tolist(), latest.items()):
+                self._add_record(image_id, _Record(faiss_id, hashes[row], tags[row]))
+        elif kind == "delete":
+            self._remove([image_id for image_id in dict.fromkeys(op[1]) if image_id in state.records])
+        elif kind == "block":
+            state.blocked.update(op[1])
+        elif kind == "unblock":
+            state.blocked.difference_update(op[1])
+        elif kind == "dim":
+            self._check_dim(op[1])
+            state.dim = op[1]
+        elif kind == "method":
+            state.method = op[1]
+        elif kind == "model_version":
+            if state.model_version not in (None, op[1]):
+                raise ModelVersionMismatchError(
+                    f"the store at {self.path} holds vectors of model version {state.model_version!r}, "
+                    f"not {op[1]!r}: index the gallery into a new store (or delete this one)"
+                )
+            state.model_version = op[1]
+
+    def _add_record(self, image_id: str, record: _Record) -> None:
+        state = self._state
+        state.records[image_id] = record
+        state.by_faiss_id[record.faiss_id] = image_id
+        state.by_hash.setdefault(record.content_hash, set()).add(image_id)
+        for pair in record.tags.items():
+            state.by_tag.setdefault(pair, set()).add(image_id)
+
+    def _remove(self, ids: list[str]) -> None:
+        """Forget these (present) ids; their vectors leave a Flat index and are tombstoned in HNSW."""
+        if not ids:
+            return
+        state = self._state
+        faiss_ids = []
+        for image_id in ids:
+            record = state.records.pop(image_id)
+            del state.by_faiss_id[record.faiss_id]
+            _discard(state.by_hash, record.content_hash, image_id)
+            for pair in record.tags.items():
+                _discard(state.by_tag, pair, image_id)
+            faiss_ids.append(record.faiss_id)
+        if state.active.name == "flat":
+            state.index.remove_ids(np.asarray(faiss_ids, dtype=np.int64))
+        else:
+            state.tombstones.update(faiss_ids)
+
+    # -- search helpers --------------------------------------------------------------------------
+
+    def _allowed_faiss_ids(self, tags: Mapping[str, str]) -> np.ndarray:
+        state = self._state
+        matching: set[str] | None = None
+        for pair in tags.items():
+            ids = state.by_tag.get(pair, set())
+            matching = set(ids) if matching is None else matching & ids
+        return np.fromiter((state.records[i].faiss_id for i in matching or ()), dtype=np.int64)
+
+    def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
+        if allowed is not None:
+            return faiss.IDSelectorBatch(allowed)
+        if not self._state.tombstones:
+            return None
+        dead = faiss.IDSelectorBatch(np.fromiter(self._state.tombstones, dtype=np.int64))
+        selector = faiss.IDSelectorNot(dead)
+        selector.referenced_objects = [dead]
+        return selector
+
+    def _exact_hnsw(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search of the allowed (default: live) vectors in an HNSW index's flat storage.
+
+        HNSW never removes, and FAISS ids are handed out increasing and added in that order (a
+        rebuild adds them sorted), so the IDMap's internal -> FAISS id array is sorted.
+        """
+        state = self._state
+        if allowed is None:
+            allowed = np.fromiter((record.faiss_id for record in state.records.values()), dtype=np.int64)
+        faiss_ids = faiss.vector_to_array(state.index.id_map)
+        positions = np.searchsorted(faiss_ids, allowed)
+        storage = faiss.downcast_index(state.index.index).storage
+        selector = faiss.IDSelectorBatch(positions.astype(np.int64))
+        scores, found = storage.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        return scores, np.where(found < 0, -1, faiss_ids[np.maximum(found, 0)])
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def _check_dim(self, dim: int) -> None:
+        if self._state.dim is not None and dim != self._state.dim:
+            raise InvalidParameterError(f"the store at {self.path} holds {self._state.dim}-d vectors, got {dim}-d")
+
+    def _unit_rows(self, rows: np.ndarray, what: str) -> np.ndarray:
+        """(n, dim) float32 rows scaled to unit length, so inner products are cosines."""
+        rows = np.asarray(rows, dtype=np.float32)
+        if rows.ndim != 2:
+            raise InvalidParameterError(f"{what} must be a 2-d array (n, dim), got shape {rows.shape}")
+        self._check_dim(rows.shape[1])
+        if not np.isfinite(rows).all():
+            raise InvalidParameterError(f"{what} contain NaN or infinite values")
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        if len(rows) and norms.min() < MIN_NORM:
+            raise InvalidParameterError(f"{what} contain a zero vector, which has no direction to compare")
+        return np.ascontiguousarray(rows / norms, dtype=np.float32)
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def _read_generation(self) -> int:
+        row = self._db.execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _reload(self, in_transaction: bool = False) -> None:
+        """Load the committed generation and replay this instance's uncommitted operations on it."""
+        self._state = self._load(in_transaction)
+        for op in self._ops:
+            self._apply(op)
+
+    def _load(self, in_transaction: bool = False) -> _State:
+        for _ in range(LOAD_ATTEMPTS):
+            state = self._read_rows(in_transaction)
+            if state.index_generation == 0:
+                state.index = _new_index(state.dim, state.active) if state.dim is not None else None
+                return state
+            try:
+                state.index = faiss.read_index(str(self._index_path(state.index_generation)))
+                return state
+            except RuntimeError:
+                # A writer committed a newer generation and removed this one's file after we
+                # read the rows: read again. Within our own write transaction that cannot happen.
+                if in_transaction or self._index_path(state.index_generation).exists():
+                    raise
+            time.sleep(0.01)
+        raise StoreCorruptError(f"the store at {self.path} names an index file that does not exist")
+
+    def _read_rows(self, in_transaction: bool) -> _State:
+        if not in_transaction:
+            self._db.execute("BEGIN")
+        try:
+            settings = dict(self._db.execute("SELECT key, value FROM settings"))
+            state = _State(
+                generation=int(settings.get("generation", 0)),
+                index_generation=int(settings.get("index_generation", 0)),
+                dim=int(settings["dim"]) if settings.get("dim") else None,
+                model_version=settings.get("model_version"),
+                method=_parse_method_setting(settings.get("method", AUTO)),
+                next_faiss_id=int(settings.get("next_faiss_id", 0)),
+            )
+            state.active = KnnMethod.from_json(settings["active"]) if "active" in settings else None
+            if state.active is None and state.dim is not None:
+                state.active = resolve_method(state.method, 0)
+            tags: dict[str, dict[str, str]] = {}
+            for image_id, name, value in self._db.execute("SELECT image_id, name, value FROM tags"):
+                tags.setdefault(image_id, {})[name] = value
+            for image_id, faiss_id, content_hash in self._db.execute("SELECT id, faiss_id, content_hash FROM images"):
+                state.records[image_id] = record = _Record(faiss_id, content_hash, tags.get(image_id, {}))
+                state.by_faiss_id[faiss_id] = image_id
+                state.by_hash.setdefault(content_hash, set()).add(image_id)
+                for pair in record.tags.items():
+                    state.by_tag.setdefault(pair, set()).add(image_id)
+            state.blocked = {row[0] for row in self._db.execute("SELECT id FROM blocked")}
+            state.tombstones = {row[0] for row in self._db.execute("SELECT faiss_id FROM tombstones")}
+        finally:
+            if not in_transaction:
+                self._db.execute("COMMIT")
+        return state
+
+    # -- committing ------------------------------------------------------------------------------
+
+    def _needs_rebuild(self) -> bool:
+        state = self._state
+        if state.index is None:
+            return False
+        target = resolve_method(state.method, len(state.records), state.active)
+        too_many_dead = len(state.tombstones) > COMPACT_FRACTION * max(state.index.ntotal, 1)
+        return target != state.active or too_many_dead
+
+    def _write_generation(self) -> tuple[faiss.Index, KnnMethod] | None:
+        """Inside the write transaction: rows, then the index file, then the generation switch.
+
+        Returns the rebuilt index when this commit rebuilt it (compaction or a method change).
+        """
+        state = self._state
+        db = self._db
+        vectors: dict[str, np.ndarray] = {}
+        touched: set[str] = set()
+        for op in self._ops:
+            if op[0] == "upsert":
+                vectors.update(zip(op[1], op[2]))
+            if op[0] in ("upsert", "delete"):
+                touched.update(op[1])
+        gone = [(image_id,) for image_id in touched if image_id not in state.records]
+        db.executemany("DELETE FROM images WHERE id = ?", gone)
+        db.executemany("DELETE FROM tags WHERE image_id = ?", [(image_id,) for image_id in touched])
+        present = [image_id for image_id in touched if image_id in state.records]
+        db.executemany(
+            "INSERT OR REPLACE INTO images (id, faiss_id, content_hash, vector) VALUES (?, ?, ?, ?)",
+            (
+                (i, state.records[i].faiss_id, state.records[i].content_hash, vectors[i].tobytes())
+                for i in present
+            ),
+        )
+        db.executemany(
+            "INSERT INTO tags (image_id, name, value) VALUES (?, ?, ?)",
+            ((i, name, value) for i in present for name, value in state.records[i].tags.items()),
+        )
+        db.execute("DELETE FROM blocked")
+        db.executemany("INSERT INTO blocked (id) VALUES (?)", ((image_id,) for image_id in state.blocked))
+
+        rebuilt = None
+        index, active = state.index, state.active
+        if self._needs_rebuild():
+            active = resolve_method(state.method, len(state.records), state.active)
+            index = self._rebuild(active)
+            rebuilt = (index, active)
+        tombstones = () if rebuilt else state.tombstones
+        db.execute("DELETE FROM tombstones")
+        db.executemany("INSERT INTO tombstones (faiss_id) VALUES (?)", ((f,) for f in tombstones))
+
+        generation = state.generation + 1
+        index_generation = state.index_generation
+        if index is not None and (rebuilt or touched or index_generation == 0):
+            index_generation = generation
+            _install_file(index, self._index_path(index_generation))
+        settings = {
+            "generation": generation,
+            "index_generation": index_generation,
+            "dim": state.dim or "",
+            "method": state.method if state.method == AUTO else state.method.to_json(),
+            "next_faiss_id": state.next_faiss_id,
+        }
+        if active is not None:
+            settings["active"] = active.to_json()
+        if state.model_version is not None:
+            settings["model_version"] = state.model_version
+        db.executemany(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+            ((key, str(value)) for key, value in settings.items()),
+        )
+        state.generation = generation
+        state.index_generation = index_generation
+        return rebuilt
+
+    def _rebuild(self, method: KnnMethod) -> faiss.Index:
+        """A fresh index of the live vectors, read back from the rows this transaction wrote."""
+        index = _new_index(self._state.dim, method)
+        rows = self._db.execute("SELECT faiss_id, vector FROM images ORDER BY faiss_id").fetchall()
+        if rows:
+            ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), -1)
+            index.add_with_ids(vectors, ids)
+        return index
+
+    def _index_path(self, index_generation: int) -> Path:
+        return self.path / f"index-{index_generation}.faiss"
+
+    @contextmanager
+    def _writer_lock(self, blocking: bool = True) -> Iterator[bool]:
+        with open(self.path / LOCK_FILENAME, "a") as lock_file:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _remove_orphans(self, locked: bool = False) -> None:
+        """Delete index files no committed generation names (superseded, or left by a crash)."""
+        if not locked:
+            with self._writer_lock(blocking=False) as acquired:
+                if acquired:
+                    self._remove_orphans(locked=True)
+            return
+        keep = f"index-{self._read_index_generation()}.faiss"
+        for entry in self.path.iterdir():
+            if (INDEX_PATTERN.fullmatch(entry.name) and entry.name != keep) or entry.name.endswith(".faiss.tmp"):
+                entry.unlink(missing_ok=True)
+
+    def _read_index_generation(self) -> int:
+        row = self._db.execute("SELECT value FROM settings WHERE key = 'index_generation'").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _new_index(dim: int, method: KnnMethod) -> faiss.Index:
+    index = faiss.index_factory(dim, f"IDMap2,{method.faiss_factory()}", faiss.METRIC_INNER_PRODUCT)
+    if method.name == "hnsw":
+        faiss.downcast_index(index.index).hnsw.efConstruction = method.ef_construction
+    return index
+
+
+def _install_file(index: faiss.Index, path: Path) -> None:
+    """Write the index under its final name only once its bytes are on disk."""
+    temporary = path.with_name(path.name + ".tmp")
+    faiss.write_index(index, str(temporary))
+    _fsync(temporary)
+    os.replace(temporary, path)
+    _fsync(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _parse_method_setting(value: str) -> str | KnnMethod:
+    return AUTO if value == AUTO else KnnMethod.from_json(value)
+
+
+def _discard(index: dict, key, image_id: str) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(image_id)
+        if not members:
+            del index[key]

