@@ -28,9 +28,9 @@ demo: setup
 	$(BIN)/lookalike index $(DEMO_GALLERY) --store $(DEMO_STORE)
 	@echo
 	@echo "Lookalike is serving $(DEMO_GALLERY)/ at http://$(HOST):$(PORT) (Ctrl-C stops it). Try:"
-	@echo "  curl -s -F image=@$(DEMO_GALLERY)/skimage/chelsea.png -F k=5 http://$(HOST):$(PORT)/search"
-	@echo "  curl -s -F image=@$(DEMO_GALLERY)/skimage/chelsea.png -F box=100,20,320,200 http://$(HOST):$(PORT)/search"
-	@echo "  $(BIN)/lookalike search $(DEMO_GALLERY)/skimage/coffee.png --store $(DEMO_STORE) -k 5"
+	@echo "  curl -s -F image=@$(DEMO_GALLERY)/mvtb/building2-1.png -F k=5 http://$(HOST):$(PORT)/search"
+	@echo "  curl -s -F image=@$(DEMO_GALLERY)/mvtb/building2-1.png -F box=0,0,400,300 http://$(HOST):$(PORT)/search"
+	@echo "  $(BIN)/lookalike search $(DEMO_GALLERY)/mvtb/eiffel-1.png --store $(DEMO_STORE) -k 5"
 	@echo
 	$(BIN)/lookalike serve --store $(DEMO_STORE) --watch $(DEMO_GALLERY) --host $(HOST) --port $(PORT)
 
