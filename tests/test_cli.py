@@ -176,3 +176,11 @@ def test_serve_watch_indexes_a_drop_folder_within_seconds(env):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("box", ["1,2,3", "a,b,c,d", "10,10,5,5"])
+def test_malformed_box_is_a_usage_error(env, capsys, box):
+    with pytest.raises(SystemExit) as exit:
+        main(["search", "--box", box, "query.png"])
+    assert exit.value.code == 2
+    assert "--box" in capsys.readouterr().err

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
     search = command("search", _search, "rank the gallery by similarity to each query image")
     search.add_argument("images", nargs="+", metavar="IMAGE")
-    search.add_argument("--box", type=CropBox.parse, default=None, metavar="X0,Y0,X1,Y1", help="search this fragment (half-open pixels of the displayed image)")
+    search.add_argument("--box", type=_box, default=None, metavar="X0,Y0,X1,Y1", help="search this fragment (half-open pixels of the displayed image)")
     search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     search.add_argument("--json", action="store_true", help="one JSON line per query on stdout")
     search.add_argument("--no-dedupe", action="store_true", help="keep near-duplicate gallery images")
@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     unblock.add_argument("ids", nargs="+", metavar="ID")
     command("blocked", _blocked, "list the blocked ids")
     return parser
+
+
+def _box(value: str) -> CropBox:
+    try:
+        return CropBox.parse(value)
+    except LookalikeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _tag(value: str) -> tuple[str, str]:
