@@ -184,3 +184,11 @@ def test_malformed_box_is_a_usage_error(env, capsys, box):
         main(["search", "--box", box, "query.png"])
     assert exit.value.code == 2
     assert "--box" in capsys.readouterr().err
+
+
+def test_search_refuses_a_store_that_does_not_exist(env, capsys):
+    query = env / "query.png"
+    query.write_bytes(encode(photo("rocket"), "PNG"))
+    assert main(["search", "--json", "--store", str(env / "typo"), str(query)]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert not (env / "typo").exists()

@@ -591,3 +591,9 @@ def test_squash_keeps_everything_and_center_crop_keeps_the_middle():
 def test_to_tensor_refuses_bad_arguments(arguments):
     with pytest.raises(ValueError):
         to_tensor(**arguments)
+
+
+def test_decode_errors_do_not_leak_object_addresses():
+    with pytest.raises(NotAnImageError) as error:
+        load_image(b"\xff\xd8\xff" + b"junk" * 50)
+    assert "0x" not in str(error.value) and "BytesIO" not in str(error.value)

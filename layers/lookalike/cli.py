@@ -117,6 +117,9 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    store_path = args.store or default_store_path()
+    if not Path(store_path).is_dir():
+        raise LookalikeError(f"no store at {store_path}: build one with `lookalike index DIR`")
     service = SearchService(_embedder(args), _store(args))
     queries, read_errors = [], {}
     for position, name in enumerate(args.images):

@@ -15,6 +15,7 @@ through both the orientation and the reduction.
 
 import io
 import math
+import re
 import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -220,9 +221,13 @@ def _decoding() -> Iterator[None]:
         yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         # The warning arrives as an exception only where a process turned warnings into errors.
-        raise ImageTooLargeError(f"the image is larger than we decode: {error}") from error
+        raise ImageTooLargeError(
+            f"the image is larger than we decode (at most {MAX_PIXELS:,} pixels)"
+        ) from error
     except _DECODE_ERRORS as error:
-        raise NotAnImageError(f"the image could not be decoded: {error}") from error
+        # Pillow's messages may name the in-memory file object (`<_io.BytesIO object at 0x...>`).
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(error)).strip()
+        raise NotAnImageError(f"the image could not be decoded: {reason}") from error
 
 
 def _check_inside(box: CropBox, displayed_size: tuple[int, int]) -> None:
