@@ -84,8 +84,11 @@ def _tag(value: str) -> tuple[str, str]:
     return name, tag_value
 
 
-def _store(args: argparse.Namespace, **options) -> FaissStore:
-    return FaissStore(args.store or default_store_path(), **options)
+def _store(args: argparse.Namespace, must_exist: bool = False, **options) -> FaissStore:
+    path = args.store or default_store_path()
+    if must_exist and not Path(path).is_dir():
+        raise LookalikeError(f"no store at {path}: build one with `lookalike index DIR`")
+    return FaissStore(path, **options)
 
 
 def _embedder(args: argparse.Namespace) -> Embedder:
@@ -117,10 +120,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    store_path = args.store or default_store_path()
-    if not Path(store_path).is_dir():
-        raise LookalikeError(f"no store at {store_path}: build one with `lookalike index DIR`")
-    service = SearchService(_embedder(args), _store(args))
+    service = SearchService(_embedder(args), _store(args, must_exist=True))
     queries, read_errors = [], {}
     for position, name in enumerate(args.images):
         try:
