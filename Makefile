@@ -16,7 +16,7 @@ $(BIN)/python:
 # torch is pinned to the CPU wheel on disk; efficientnet-lite-pytorch goes in --no-deps because
 # its own requirements would pull a CUDA build of torch.
 setup: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[build,demo,test]"
+	$(BIN)/pip install --quiet -e ".[build,demo,test,aws,infra]"
 	$(BIN)/pip install --quiet --no-deps efficientnet-lite-pytorch==0.1.0
 	$(MAKE) model
 

@@ -175,6 +175,33 @@ def test_tags_filter_results(app):
     assert ids(post_form(app, chelsea_copy(), tags='{"room": "kitchen"}')) == [LAMP]
 
 
+def test_more_like_a_gallery_image_never_returns_that_image(app, gallery):
+    _, _, files = gallery
+    by_id = post_json(app, {"image_id": "cats/chelsea.JPEG", "k": 3, "dedupe": False})
+    by_bytes = post_json(app, {"image": b64(files["cats/chelsea.JPEG"].read_bytes()), "k": 3, "dedupe": False})
+    assert by_id.status == 200, by_id.content
+    assert "cats/chelsea.JPEG" not in ids(by_id)
+    assert by_id.json()["results"] == by_bytes.json()["results"]
+    body, content_type = encode_multipart_formdata({"image_id": LAMP, "k": "2"})
+    as_form = call(app, "POST", "/search", body, content_type)
+    assert as_form.status == 200 and LAMP not in ids(as_form)
+
+
+@pytest.mark.parametrize(
+    "payload, status, message",
+    [
+        ({"image_id": "no/such.jpg"}, 404, "no gallery image"),
+        ({"image_id": "../secret.txt"}, 404, "no gallery image"),
+        ({"k": 3}, 422, "exactly one of image, image_id"),
+        ({"image": b64(b"x" * 10), "image_id": LAMP}, 422, "exactly one of image, image_id"),
+    ],
+)
+def test_the_query_image_is_named_exactly_once(app, payload, status, message):
+    reply = post_json(app, payload)
+    assert reply.status == status, reply.content
+    assert message in reply.json()["error"]["message"]
+
+
 def test_the_url_of_a_result_serves_its_bytes(app, gallery):
     _, _, files = gallery
     lamp_copy = encode(Image.open(files[LAMP]).resize((256, 256)), "PNG")
@@ -311,6 +338,7 @@ def test_block_list_changes_results(tmp_path, embedder):
     assert "cats/chelsea.JPEG" not in ids(post_json(app, query))
     assert len(ids(post_json(app, query))) == 3
     assert call(app, "GET", "/images/cats%2Fchelsea.JPEG").status == 404
+    assert post_json(app, {"image_id": "cats/chelsea.JPEG"}).status == 404
 
     unblocked = call(app, "DELETE", "/blocklist/cats%2Fchelsea.JPEG")
     assert unblocked.status == 200 and unblocked.json() == {"id": "cats/chelsea.JPEG", "blocked": False}

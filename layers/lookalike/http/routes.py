@@ -96,16 +96,13 @@ TagFilter = Annotated[
 ]
 
 
-class SearchRequest(BaseModel):
-    """As JSON; a multipart form carries the same fields, `image` as a file part."""
+class QueryImage(BaseModel):
+    """Which image a request is about: its bytes, or a gallery image by id ("more like this")."""
 
     model_config = ConfigDict(extra="forbid")
 
-    image: ImageBytes
-    box: BoxField | None = None
-    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="how many results at most")
-    tags: TagFilter | None = None
-    dedupe: bool = Field(True, description="collapse near-duplicate gallery images into their best")
+    image: ImageBytes | None = None
+    image_id: str | None = Field(None, min_length=1, description="a gallery image's id: more like this")
 
     @model_validator(mode="before")
     @classmethod
@@ -117,6 +114,25 @@ class SearchRequest(BaseModel):
             name: value[0] if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) else value
             for name, value in data.items()
         }
+
+    @model_validator(mode="after")
+    def _exactly_one_image(self) -> "QueryImage":
+        given = [name for name in QUERY_IMAGE_FIELDS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"send exactly one of {', '.join(QUERY_IMAGE_FIELDS)}")
+        return self
+
+
+QUERY_IMAGE_FIELDS = ("image", "image_id")
+
+
+class SearchRequest(QueryImage):
+    """As JSON; a multipart form carries the same fields, `image` as a file part."""
+
+    box: BoxField | None = None
+    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="how many results at most")
+    tags: TagFilter | None = None
+    dedupe: bool = Field(True, description="collapse near-duplicate gallery images into their best")
 
 
 class SearchHit(BaseModel):
@@ -238,7 +254,8 @@ def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, sourc
     ) -> SearchResponse:
         started = time.perf_counter()
         box = CropBox.parse(request.box) if request.box is not None else None
-        hits = service.search_one(Query(request.image, box), k=request.k, tags=request.tags, dedupe=request.dedupe)
+        data = query_image_bytes(request, service.store, source)
+        hits = service.search_one(Query(data, box), k=request.k, tags=request.tags, dedupe=request.dedupe)
         took_ms = round((time.perf_counter() - started) * 1000, 1)
         logger.info("search", extra={"k": request.k, "results": len(hits), "box": request.box, "took_ms": took_ms})
         return SearchResponse(
@@ -259,13 +276,7 @@ def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, sourc
         },
     )
     def get_image(image_id: Annotated[str, Path(description="the image id, percent-encoded, `/` included")]):
-        key = unquote(image_id)
-        # Only what the store holds and does not block is served, never any other file of the
-        # source (a sidecar, a file that failed to index), whatever the key looks like.
-        (stored,) = service.store.get([key])
-        if stored is None or key in service.store.blocked():
-            raise NotFoundError(f"no gallery image {key!r}")
-        data = source.read(key)
+        data = gallery_image_bytes(unquote(image_id), service.store, source)
         return Response(
             status_code=HTTPStatus.OK,
             content_type=_mime_type(data),
@@ -283,6 +294,22 @@ def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, sourc
             model=ModelDescription(name=info.name, version=info.version),
             version=__version__,
         )
+
+
+def gallery_image_bytes(image_id: str, store: VectorStore, source: ImageSource) -> bytes:
+    """Only what the store holds and does not block is served, never any other file of the
+    source (a sidecar, a file that failed to index), whatever the id looks like."""
+    (stored,) = store.get([image_id])
+    if stored is None or image_id in store.blocked():
+        raise NotFoundError(f"no gallery image {image_id!r}")
+    return source.read(image_id)
+
+
+def query_image_bytes(request: QueryImage, store: VectorStore, source: ImageSource) -> bytes:
+    """The bytes of the image a request names, whichever way it names it."""
+    if request.image_id is not None:
+        return gallery_image_bytes(request.image_id, store, source)
+    return request.image
 
 
 def add_admin_routes(app: APIGatewayHttpResolver, store: VectorStore) -> None:
