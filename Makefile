@@ -7,7 +7,7 @@ DEMO_STORE := .lookalike/demo-store
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup model demo test bench clean
+.PHONY: setup model demo test bench clean layers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(BIN)/python:
 # torch is pinned to the CPU wheel on disk; efficientnet-lite-pytorch goes in --no-deps because
 # its own requirements would pull a CUDA build of torch.
 setup: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[build,demo,test,aws,infra]"
+	$(BIN)/pip install --quiet -e ".[build,demo,test,aws]"
 	$(BIN)/pip install --quiet --no-deps efficientnet-lite-pytorch==0.1.0
 	$(MAKE) model
 
@@ -37,6 +37,10 @@ demo: setup
 test: setup
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+
+# The Lambda layer archives (core, deps for manylinux2014_x86_64 / cp311, model) that `pulumi up` deploys.
+layers: setup
+	$(BIN)/python -m layers.build --out build/layers
 
 bench: setup
 	$(BIN)/python bench/search_latency.py

@@ -38,7 +38,9 @@ from lookalike.config import default_model_path
 
 MODEL_NAME = "efficientnet-lite0"
 # Bump whenever the graph, the weights or the preprocessing changes: stores refuse vectors from
-# another version, and the build cache is keyed on it.
+# another version, and the build cache is keyed on it. The activation output (for proposals) left
+# it at "1": the embedding's values are bit-identical with or without it, so stores stay valid,
+# and the cache also rebuilds a file that lacks an output (`built_version`).
 MODEL_VERSION = "1"
 INPUT_SIZE = 224
 MEAN = (0.5, 0.5, 0.5)
@@ -50,6 +52,8 @@ RESIZE = "squash"
 OPSET = 17
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "embedding"
+# (n, h, w): where the last feature map fires, GeM over its channels; lookalike.proposals reads it.
+ACTIVATION_NAME = "activation"
 POOLINGS = ("avg", "gem", "max")
 
 
@@ -73,23 +77,50 @@ def load_backbone(input_size: int = INPUT_SIZE) -> EfficientNet:
 
 
 class EmbeddingNet(nn.Module):
-    """Backbone features (the 1280-channel head) -> pooled -> unit length, for cosine search."""
+    """Backbone features (the 1280-channel head) -> pooled -> unit length, for cosine search.
 
-    def __init__(self, backbone: EfficientNet, pooling: str = POOLING) -> None:
+    `head`, when given, maps that unit vector to the embedding (a fine-tuned projection head,
+    model_export.head, which normalizes its own output).
+    """
+
+    def __init__(self, backbone: EfficientNet, pooling: str = POOLING, head: nn.Module | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
+        self.head = head
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        pooled = pool(self.backbone.extract_features(pixels), self.pooling)
-        return nn.functional.normalize(pooled, dim=1)
+        return self.embed_features(self.backbone.extract_features(pixels))
+
+    def embed_features(self, features: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.normalize(pool(features, self.pooling), dim=1)
+        return pooled if self.head is None else self.head(pooled)
 
 
-def metadata(dim: int) -> dict[str, str]:
+def activation_map(features: torch.Tensor) -> torch.Tensor:
+    """(n, c, h, w) -> (n, h, w): GeM (p=3) across channels, the embedding's own pooling turned
+    sideways. Chosen on Tiny ImageNet training boxes (docs/FRAGMENTS.md): it localizes objects
+    better than the channel mean, max or L2 norm, an earlier 14x14 block or the classifier's CAM."""
+    return features.clamp(min=1e-6).pow(GEM_P).mean(dim=1).pow(1.0 / GEM_P)
+
+
+class ServingNet(nn.Module):
+    """What the ONNX file runs: the embedding and the activation map from one backbone pass."""
+
+    def __init__(self, net: EmbeddingNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.net.backbone.extract_features(pixels)
+        return self.net.embed_features(features), activation_map(features)
+
+
+def metadata(dim: int, version: str = MODEL_VERSION) -> dict[str, str]:
     """What serving needs to prepare inputs; lookalike.embedding parses exactly these keys."""
     return {
         "name": MODEL_NAME,
-        "version": MODEL_VERSION,
+        "version": version,
         "input_size": str(INPUT_SIZE),
         "mean": ",".join(map(str, MEAN)),
         "std": ",".join(map(str, STD)),
@@ -99,37 +130,41 @@ def metadata(dim: int) -> dict[str, str]:
     }
 
 
-def build_onnx() -> bytes:
-    """The serialized model. Same bytes on every call: no randomness, fixed names and opset."""
-    model = EmbeddingNet(load_backbone())
+def build_onnx(model: EmbeddingNet | None = None, version: str = MODEL_VERSION) -> bytes:
+    """The serialized model (default: the pretrained one). Same bytes on every call for the same
+    weights: no randomness, fixed names and opset."""
+    model = EmbeddingNet(load_backbone()) if model is None else model
     example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
     with torch.no_grad():
         dim = model(example).shape[1]
     buffer = io.BytesIO()
     torch.onnx.export(
-        model,
+        ServingNet(model).eval(),  # export restores the mode it found: a train-mode wrapper left BN training
         (example,),
         buffer,
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        output_names=[OUTPUT_NAME, ACTIVATION_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}, ACTIVATION_NAME: {0: "batch"}},
         opset_version=OPSET,
         do_constant_folding=True,
         dynamo=False,  # the dynamo exporter needs onnxscript, which we do not install
     )
     exported = onnx.load_from_string(buffer.getvalue())
-    onnx.helper.set_model_props(exported, metadata(dim))
+    onnx.helper.set_model_props(exported, metadata(dim, version))
     onnx.checker.check_model(exported)
     return exported.SerializeToString()
 
 
 def built_version(path: Path) -> str | None:
-    """The version recorded in an existing model file, None when absent or unreadable."""
+    """The version recorded in an existing model file, None when absent, unreadable or built
+    before the activation output (same vectors, one output less: rebuilt, not re-versioned)."""
     if not path.is_file():
         return None
     try:
         model = onnx.load(path, load_external_data=False)
     except DecodeError:
+        return None
+    if ACTIVATION_NAME not in {output.name for output in model.graph.output}:
         return None
     return {prop.key: prop.value for prop in model.metadata_props}.get("version")
 

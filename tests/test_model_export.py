@@ -38,13 +38,16 @@ def pixels():
 
 
 def test_onnx_matches_pytorch_on_real_photos(session, pixels):
-    (onnx_vectors,) = session.run(None, {export_onnx.INPUT_NAME: pixels})
+    onnx_vectors, onnx_maps = session.run(None, {export_onnx.INPUT_NAME: pixels})
     model = export_onnx.EmbeddingNet(export_onnx.load_backbone())
     with torch.no_grad():
         torch_vectors = model(torch.from_numpy(pixels)).numpy()
+        torch_maps = export_onnx.activation_map(model.backbone.extract_features(torch.from_numpy(pixels))).numpy()
     assert onnx_vectors.shape == torch_vectors.shape == (len(PHOTO_NAMES), 1280)
     difference = np.abs(onnx_vectors - torch_vectors).max()
     assert difference < 1e-4, f"onnxruntime and PyTorch differ by {difference}"
+    assert onnx_maps.shape == torch_maps.shape == (len(PHOTO_NAMES), 7, 7)
+    assert np.abs(onnx_maps - torch_maps).max() < 1e-4 * np.abs(torch_maps).max()
 
 
 def test_metadata_says_what_serving_needs(metadata, session, pixels):
@@ -55,22 +58,24 @@ def test_metadata_says_what_serving_needs(metadata, session, pixels):
     assert tuple(map(float, metadata["std"].split(","))) == export_onnx.STD
     assert metadata["resize"] in RESIZE_MODES
     assert metadata["pooling"].split("(")[0] in export_onnx.POOLINGS
-    (vectors,) = session.run(None, {export_onnx.INPUT_NAME: pixels[:1]})
+    (vectors,) = session.run([export_onnx.OUTPUT_NAME], {export_onnx.INPUT_NAME: pixels[:1]})
     assert int(metadata["dim"]) == vectors.shape[1], "metadata dim is not the output width"
 
 
 def test_input_and_output_are_named_and_batch_is_dynamic(session):
-    (model_input,), (model_output,) = session.get_inputs(), session.get_outputs()
+    (model_input,), (model_output, activation) = session.get_inputs(), session.get_outputs()
     assert (model_input.name, model_input.type) == ("pixels", "tensor(float)")
     assert (model_output.name, model_output.type) == ("embedding", "tensor(float)")
+    assert (activation.name, activation.type) == ("activation", "tensor(float)")
+    assert activation.shape[1:] == [7, 7] and not isinstance(activation.shape[0], int)
     size = export_onnx.INPUT_SIZE
     assert model_input.shape[1:] == [3, size, size] and not isinstance(model_input.shape[0], int)
 
 
 def test_batch_of_five_agrees_with_one_at_a_time(session, pixels):
     five = pixels[:5]
-    (together,) = session.run(None, {"pixels": five})
-    alone = np.concatenate([session.run(None, {"pixels": five[i : i + 1]})[0] for i in range(5)])
+    (together,) = session.run(["embedding"], {"pixels": five})
+    alone = np.concatenate([session.run(["embedding"], {"pixels": five[i : i + 1]})[0] for i in range(5)])
     assert together.shape == (5, alone.shape[1])
     assert np.abs(together - alone).max() < 1e-5
 

@@ -9,19 +9,28 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
+from lookalike.click_labels import LabelRules, training_pairs
 from lookalike.config import default_model_path, default_store_path
 from lookalike.embedding import Embedder
+from lookalike.engagement import engagement
 from lookalike.errors import LookalikeError
+from lookalike.events.sqlite_log import EVENTS_FILENAME, SqliteEventLog
+from lookalike.evaluation import DEFAULT_DATASETS, DEFAULT_SEED, Settings, evaluate
+from lookalike.evaluation_report import write_report
 from lookalike.images import CropBox
 from lookalike.indexing import Indexer
+from lookalike.proposals import Proposer
 from lookalike.ranking import RankingPolicy
+from lookalike.reindexing import reindex
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
 
 GALLERY_FILENAME = "gallery.json"
+REGIONS_HELP = "also index each image's suggested fragments, so a query of one object finds photos containing it"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     index = command("index", _index, "index every image under DIR; re-runs skip unchanged files and drop removed ones")
     index.add_argument("dir", type=Path, metavar="DIR")
     index.add_argument("--method", default="auto", help="k-NN method: auto (exact for small galleries), flat or hnsw")
+    index.add_argument("--regions", action="store_true", help=REGIONS_HELP)
+
+    reindex_help = "re-embed the whole gallery with --model into a new store, then swap it in (switching models)"
+    reindex_parser = command("reindex", _reindex, reindex_help)
+    reindex_parser.add_argument("dir", type=Path, nargs="?", metavar="DIR", help="default: the folder last indexed")
+    reindex_parser.add_argument("--regions", action="store_true", help=REGIONS_HELP)
 
     search = command("search", _search, "rank the gallery by similarity to each query image")
     search.add_argument("images", nargs="+", metavar="IMAGE")
@@ -59,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = command("serve", _serve, "serve the HTTP API (and, with --watch, index a drop folder as it changes)")
     serve.add_argument("--watch", type=Path, default=None, metavar="DIR")
+    serve.add_argument("--regions", action="store_true", help=f"with --watch: {REGIONS_HELP}")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
@@ -67,6 +83,37 @@ def _parser() -> argparse.ArgumentParser:
     unblock = command("unblock", _unblock, "let these gallery ids back into results")
     unblock.add_argument("ids", nargs="+", metavar="ID")
     command("blocked", _blocked, "list the blocked ids")
+
+    metrics = command("metrics", _metrics, "online metrics from the event log: CTR overall, by position and per day, dwell")
+    _add_event_source(metrics)
+    metrics.add_argument("--json", action="store_true", help="the report as one JSON object")
+    pairs = command("training-set", _training_set, "turn the event log's clicks into training pairs (DIR/pairs.jsonl)")
+    pairs.add_argument("--out", type=Path, required=True, metavar="DIR")
+    _add_event_source(pairs)
+    pairs.add_argument("--min-sessions", type=int, default=LabelRules.min_sessions, help="distinct sessions a pair needs (default %(default)s)")
+    pairs.add_argument("--min-dwell-ms", type=int, default=LabelRules.min_dwell_ms, help="shorter views are accidental clicks (default %(default)s)")
+    pairs.add_argument("--missing-dwell", choices=("keep", "drop"), default=LabelRules.missing_dwell, help="clicks without a dwell report (default %(default)s)")
+    pairs.add_argument("--eta", type=float, default=LabelRules.eta, help="default examination curve (1/position)^eta (default %(default)s)")
+    pairs.add_argument("--estimate-propensities", action="store_true", help="estimate position propensities from the log where it can")
+    simulate = command("simulate", _simulate, "play simulated users against the local search (Tiny ImageNet training images)")
+    simulate.add_argument("--sessions", type=int, default=1000)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--classes", type=int, default=50, help="Tiny ImageNet classes (default %(default)s)")
+    simulate.add_argument("--per-class", type=int, default=20, help="gallery images per class (default %(default)s)")
+    simulate.add_argument("--queries-per-class", type=int, default=2, help="query images per class (default %(default)s)")
+    simulate.add_argument("-k", type=int, default=10, help="results per search (default %(default)s)")
+    simulate.add_argument("--work", type=Path, default=None, help="gallery and store folder (default ~/.cache/lookalike/simulator); the store is WORK/store unless --store is given (never $LOOKALIKE_STORE)")
+    simulate.add_argument("--tar", type=Path, default=None, help="Tiny ImageNet train-100.tar (default ../shared/datasets/tiny-imagenet/train-100.tar)")
+
+    evaluate_help = "compare retrieval methods on the offline benchmarks; writes a report with plots"
+    evaluate_parser = commands.add_parser("evaluate", help=evaluate_help, description=evaluate_help)
+    evaluate_parser.set_defaults(command=_evaluate)
+    evaluate_parser.add_argument("--model", type=Path, default=None, help=f"the raw backbone ONNX (default {default_model_path()}, or $LOOKALIKE_MODEL)")
+    evaluate_parser.add_argument("--model-finetuned", type=Path, action="append", default=[], metavar="ONNX", help="a fine-tuned model; repeat once per training seed")
+    evaluate_parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help=f"folder holding tiny-imagenet/val.tar (default {DEFAULT_DATASETS})")
+    evaluate_parser.add_argument("--limit", type=int, default=None, metavar="N", help="smoke size: N Tiny ImageNet images, N/10 photos and buildings")
+    evaluate_parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the copy-detection edits and the random baseline")
+    evaluate_parser.add_argument("--out", type=Path, default=Path("docs/EVALUATION.md"), help="the report; plots go to evaluation/ beside it")
     return parser
 
 
@@ -113,9 +160,28 @@ def _index(args: argparse.Namespace) -> int:
         raise LookalikeError(f"{args.dir} is not a directory")
     store = _store(args, method=args.method)
     source = FolderSource(args.dir)
-    report = Indexer(source, _embedder(args), store).sync(progress=True)
+    report = Indexer(source, _embedder(args), store, regions=args.regions).sync(progress=True)
     _remember_gallery(store.path, source.root)
     print(report.summary(), file=sys.stderr)
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    store_path = Path(args.store or default_store_path())
+    root = args.dir or _gallery_root(store_path)
+    if root is None:
+        raise LookalikeError(f"no gallery folder is recorded in {store_path}: pass DIR")
+    if not root.is_dir():
+        raise LookalikeError(f"{root} is not a directory")
+    source = FolderSource(root)
+    report = reindex(store_path, source, _embedder(args), regions=args.regions)
+    _remember_gallery(store_path, source.root)
+    print(report.index.summary(), file=sys.stderr)
+    print(
+        f"store {store_path} now holds model version {report.new_version!r} (was {report.old_version!r}); "
+        f"the previous store is kept at {report.previous}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -165,12 +231,14 @@ def _serve(args: argparse.Namespace) -> int:
     if args.watch:
         from lookalike.watch import FolderWatcher
 
-        indexer = Indexer(source, embedder, store)
+        indexer = Indexer(source, embedder, store, regions=args.regions)
         print(indexer.sync(progress=True).summary(), file=sys.stderr)
         _remember_gallery(store.path, source.root)
         watcher = FolderWatcher(source, indexer)
         watcher.start()
-    app = create_app(SearchService(embedder, store, RankingPolicy()), source)
+    proposer = Proposer(embedder) if embedder.has_activation_maps else None
+    events = SqliteEventLog(store.path / EVENTS_FILENAME)
+    app = create_app(SearchService(embedder, store, RankingPolicy()), source, proposer=proposer, events=events)
     try:
         serve(app, args.host, args.port)
     finally:
@@ -196,4 +264,82 @@ def _unblock(args: argparse.Namespace) -> int:
 def _blocked(args: argparse.Namespace) -> int:
     for blocked_id in sorted(_store(args).blocked()):
         print(blocked_id)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    settings = Settings(args.model or default_model_path(), tuple(args.model_finetuned), args.datasets, args.limit, args.seed)
+    write_report(evaluate(settings), args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _add_event_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_moment, default=None, help="events received from (ISO date or time, UTC)")
+    parser.add_argument("--until", type=_moment, default=None, help="events received before (ISO date or time, UTC)")
+    parser.add_argument("--events-table", default=None, metavar="TABLE", help="read the cloud's DynamoDB event log instead of the store's")
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO date or time, got {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _event_records(args: argparse.Namespace):
+    if args.events_table:
+        import boto3
+
+        from lookalike.events.dynamodb_log import DynamoDBEventLog
+
+        return DynamoDBEventLog(boto3.resource("dynamodb").Table(args.events_table)).events(args.since, args.until)
+    path = Path(args.store or default_store_path()) / EVENTS_FILENAME
+    if not path.is_file():
+        raise LookalikeError(f"no event log at {path}: `lookalike serve` (POST /events) or `lookalike simulate` writes it")
+    return SqliteEventLog(path).events(args.since, args.until)
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    report = engagement(_event_records(args))
+    print(json.dumps(report.as_dict()) if args.json else report.table())
+    return 0
+
+
+def _training_set(args: argparse.Namespace) -> int:
+    rules = LabelRules(
+        min_dwell_ms=args.min_dwell_ms,
+        missing_dwell=args.missing_dwell,
+        min_sessions=args.min_sessions,
+        eta=args.eta,
+        estimate_propensities=args.estimate_propensities,
+    )
+    pairs, report = training_pairs(_event_records(args), rules)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "pairs.jsonl"
+    path.write_text("".join(pair.json_line() + "\n" for pair in pairs))
+    print(report.summary(), file=sys.stderr)
+    print(f"wrote {len(pairs)} pairs to {path}", file=sys.stderr)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from lookalike.click_simulator import DEFAULT_TRAIN_TAR, SimulationSettings, default_work_dir, simulate
+
+    settings = SimulationSettings(
+        work=args.work or default_work_dir(),
+        tar=args.tar or DEFAULT_TRAIN_TAR,
+        classes=args.classes,
+        per_class=args.per_class,
+        queries_per_class=args.queries_per_class,
+        sessions=args.sessions,
+        seed=args.seed,
+        k=args.k,
+    )
+    store_path = args.store or settings.store
+    summary = simulate(settings, _embedder(args), store_path)
+    _remember_gallery(store_path, settings.gallery.resolve())
+    print(summary.text())
+    print(engagement(SqliteEventLog(store_path / EVENTS_FILENAME).events()).table())
     return 0

@@ -4,6 +4,10 @@ Everything needed to prepare the model's input (size, normalization, resize mode
 the model file's metadata, written there by model_export/export_onnx.py, so that serving never
 repeats a constant that a rebuilt model could change. Serving imports no torch: onnxruntime,
 numpy and Pillow only.
+
+The model has a second output beside the vector: its activation map, where in the picture the
+last feature map fires (lookalike.proposals turns it into suggested fragments). Both come from
+one forward pass, so asking for the map with the vector costs almost nothing.
 """
 
 from collections.abc import Mapping, Sequence
@@ -17,6 +21,8 @@ from PIL import Image
 from lookalike.images import RESIZE_MODES, to_tensor
 
 _REQUIRED_KEYS = ("name", "version", "input_size", "mean", "std", "dim", "resize")
+EMBEDDING_OUTPUT = "embedding"
+ACTIVATION_OUTPUT = "activation"
 
 
 @dataclass(frozen=True)
@@ -74,24 +80,54 @@ class Embedder:
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, model_path)
         self._input_name = self._session.get_inputs()[0].name
+        self._output_shapes = {output.name: output.shape for output in self._session.get_outputs()}
+
+    @property
+    def has_activation_maps(self) -> bool:
+        """False for a model exported before the activation output existed: it embeds, it proposes nothing."""
+        return ACTIVATION_OUTPUT in self._output_shapes
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """(n, 3, S, S) normalized pixels -> (n, dim) float32 rows of unit length."""
-        size = self.info.input_size
-        if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
-            raise ValueError(f"embed takes a (n, 3, {size}, {size}) batch, got shape {batch.shape}")
-        if len(batch) == 0:
-            return np.zeros((0, self.info.dim), dtype=np.float32)
-        pixels = np.ascontiguousarray(batch, dtype=np.float32)
-        (vectors,) = self._session.run(None, {self._input_name: pixels})
+        (vectors,) = self._run(batch, (EMBEDDING_OUTPUT,))
         return vectors
 
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """RGB images of any size -> (n, dim), prepared as the model's metadata says."""
+        (vectors,) = self._run_images(images, batch_size, (EMBEDDING_OUTPUT,))
+        return vectors
+
+    def activation_maps(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """RGB images -> (n, h, w) non-negative maps over the model's input, squashed like the image."""
+        (maps,) = self._run_images(images, batch_size, (ACTIVATION_OUTPUT,))
+        return maps
+
+    def embed_images_with_maps(
+        self, images: Sequence[Image.Image], batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, maps) from one forward pass per batch: what indexing with regions needs."""
+        vectors, maps = self._run_images(images, batch_size, (EMBEDDING_OUTPUT, ACTIVATION_OUTPUT))
+        return vectors, maps
+
+    def _run(self, batch: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+        size = self.info.input_size
+        if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
+            raise ValueError(f"embed takes a (n, 3, {size}, {size}) batch, got shape {batch.shape}")
+        missing = [name for name in outputs if name not in self._output_shapes]
+        if missing:
+            raise ValueError(
+                f"the model has no {', '.join(missing)} output: rebuild it with `python -m model_export.export_onnx`"
+            )
+        if len(batch) == 0:
+            return [np.zeros((0, *self._output_shapes[name][1:]), dtype=np.float32) for name in outputs]
+        pixels = np.ascontiguousarray(batch, dtype=np.float32)
+        return self._session.run(list(outputs), {self._input_name: pixels})
+
+    def _run_images(self, images: Sequence[Image.Image], batch_size: int, outputs: Sequence[str]) -> list[np.ndarray]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
         info = self.info
-        chunks = [np.zeros((0, info.dim), dtype=np.float32)]
+        chunks = [self._run(np.zeros((0, 3, info.input_size, info.input_size), dtype=np.float32), outputs)]
         for start in range(0, len(images), batch_size):
             batch = np.stack(
                 [
@@ -99,5 +135,5 @@ class Embedder:
                     for image in images[start : start + batch_size]
                 ]
             )
-            chunks.append(self.embed(batch))
-        return np.concatenate(chunks)
+            chunks.append(self._run(batch, outputs))
+        return [np.concatenate(parts) for parts in zip(*chunks)]

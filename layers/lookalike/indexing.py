@@ -3,6 +3,11 @@
 Delivery is at-least-once everywhere (a re-run, a watcher event twice, an S3 notification
 redelivered), so every operation here is idempotent: an image's id is its key, unchanged bytes
 (same content hash) are skipped, and removing an id that is gone already does nothing.
+
+With `regions=True` each image also gets region vectors: its suggested fragments (boxes from the
+same forward pass's activation map, lookalike.proposals), cropped and embedded, so that a query
+showing one object finds the photos where that object is only a part. Unchanged images are
+still skipped, so turning regions on for a gallery means indexing it into a new store.
 """
 
 import hashlib
@@ -10,17 +15,23 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from lookalike.embedding import Embedder
 from lookalike.errors import LookalikeError, NotFoundError
 from lookalike.images import SNIFF_BYTES, is_image, load_image
+from lookalike.proposals import propose
 from lookalike.sources import ImageSource
-from lookalike.stores.base import VectorStore
+from lookalike.stores.base import MAX_REGIONS, VectorStore
 
 # Committing every few hundred images bounds the work a crash can lose to one batch: a re-run
 # skips everything committed before it.
 COMMIT_EVERY = 512
+# Fragments covering more of the image than this are left out: the whole-image vector already
+# describes them (measured with bench/region_vectors.py, docs/FRAGMENTS.md).
+REGION_MAX_AREA = 0.5
 
 
 @dataclass
@@ -43,11 +54,23 @@ class IndexReport:
 class Indexer:
     """Applies gallery changes (keys added, changed or removed) to a store."""
 
-    def __init__(self, source: ImageSource, embedder: Embedder, store: VectorStore, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        embedder: Embedder,
+        store: VectorStore,
+        batch_size: int = 32,
+        regions: bool = False,
+    ) -> None:
+        if regions and not embedder.has_activation_maps:
+            raise LookalikeError(
+                "region vectors need the model's activation output: rebuild it with `python -m model_export.export_onnx`"
+            )
         self.source = source
         self.embedder = embedder
         self.store = store
         self.batch_size = batch_size
+        self.regions = regions
         store.check_model_version(embedder.info.version)
 
     def sync(self, progress: bool = True) -> IndexReport:
@@ -116,12 +139,30 @@ class Indexer:
         if not ready:
             return len(stale)
         keys_ready = list(ready)
-        vectors = self.embedder.embed_images([image for _, image in ready.values()], batch_size=self.batch_size)
+        images = [image for _, image in ready.values()]
+        regions = None
+        if self.regions:
+            vectors, maps = self.embedder.embed_images_with_maps(images, batch_size=self.batch_size)
+            regions = self._region_vectors(images, maps)
+        else:
+            vectors = self.embedder.embed_images(images, batch_size=self.batch_size)
         self.store.upsert(
             keys_ready,
             vectors,
             [content_hash for content_hash, _ in ready.values()],
             [self.source.tags(key) for key in keys_ready],
+            regions=regions,
         )
         report.indexed.extend(keys_ready)
         return len(ready) + len(stale)
+
+    def _region_vectors(self, images: list[Image.Image], maps: np.ndarray) -> list[np.ndarray | None]:
+        """Per image, its fragments' vectors (None without one), all crops embedded together."""
+        crops, counts = [], []
+        for image, activation in zip(images, maps):
+            proposals = propose(activation, image.width, image.height, MAX_REGIONS, max_area=REGION_MAX_AREA)
+            crops += [image.crop((p.box.x0, p.box.y0, p.box.x1, p.box.y1)) for p in proposals]
+            counts.append(len(proposals))
+        vectors = self.embedder.embed_images(crops, batch_size=self.batch_size)
+        bounds = np.cumsum([0, *counts])
+        return [vectors[start:stop] if stop > start else None for start, stop in zip(bounds, bounds[1:])]

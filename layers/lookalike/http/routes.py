@@ -11,8 +11,9 @@ import binascii
 import io
 import json
 import time
+import uuid
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools import Logger
@@ -30,8 +31,13 @@ from PIL import Image
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from lookalike import __version__
-from lookalike.errors import ImageTooLargeError, LookalikeError, NotFoundError
+from lookalike.errors import ImageTooLargeError, InvalidParameterError, LookalikeError, NotFoundError
+from lookalike.events.base import EventLog
+from lookalike.http.events_routes import add_event_routes
+from lookalike.http.page_routes import add_page_routes
+from lookalike.http.uploads_routes import QueryUploadStore, add_upload_routes
 from lookalike.images import CropBox
+from lookalike.proposals import Proposer
 from lookalike.search import Query, SearchService
 from lookalike.sources import ImageSource
 from lookalike.stores.base import VectorStore
@@ -97,12 +103,14 @@ TagFilter = Annotated[
 
 
 class QueryImage(BaseModel):
-    """Which image a request is about: its bytes, or a gallery image by id ("more like this")."""
+    """Which image a request is about: its bytes, a gallery image by id ("more like this"), or an
+    upload (an image too large for a request, uploaded to storage first: POST /uploads)."""
 
     model_config = ConfigDict(extra="forbid")
 
     image: ImageBytes | None = None
     image_id: str | None = Field(None, min_length=1, description="a gallery image's id: more like this")
+    upload_id: str | None = Field(None, min_length=1, description="an upload's id, from POST /uploads")
 
     @model_validator(mode="before")
     @classmethod
@@ -123,7 +131,7 @@ class QueryImage(BaseModel):
         return self
 
 
-QUERY_IMAGE_FIELDS = ("image", "image_id")
+QUERY_IMAGE_FIELDS = ("image", "image_id", "upload_id")
 
 
 class SearchRequest(QueryImage):
@@ -142,6 +150,7 @@ class SearchHit(BaseModel):
 
 
 class SearchResponse(BaseModel):
+    query_id: str = Field(description="names this search in the events (POST /events) reporting what it showed")
     results: list[SearchHit]
     k: int
     took_ms: float
@@ -201,27 +210,59 @@ def image_url(image_id: str) -> str:
     return "/images/" + quote(image_id, safe="")
 
 
-def create_app(service: SearchService, source: ImageSource, *, admin: bool = True) -> APIGatewayHttpResolver:
+def create_app(
+    service: SearchService,
+    source: ImageSource,
+    *,
+    admin: bool = True,
+    uploads: QueryUploadStore | None = None,
+    proposer: Proposer | None = None,
+    events: EventLog | None = None,
+) -> APIGatewayHttpResolver:
     """The whole API over one search service and the source of its gallery's bytes.
 
     `admin=False` leaves out the block-list routes, for a deployment that serves them from a
-    separate function behind IAM (`add_admin_routes`).
+    separate function behind IAM (`create_admin_app`). `uploads` (the cloud's query bucket) adds
+    POST /uploads and lets a query name an `upload_id`. `proposer` adds POST /proposals.
+    `events` (the event log) adds POST /events.
     """
+    app = _new_app(service.store)
+    add_search_routes(app, service, source, uploads)
+    if uploads is not None:
+        add_upload_routes(app, uploads)
+    if proposer is not None:
+        from lookalike.http.proposals_routes import add_proposal_routes  # it builds on this module's types
+
+        add_proposal_routes(app, proposer, service.store, source, uploads)
+    if events is not None:
+        add_event_routes(app, events)
+    if admin:
+        add_admin_routes(app, service.store)
+    add_page_routes(app, max_k=MAX_K, max_request_bytes=MAX_REQUEST_BYTES)
+    _add_openapi_route(app)
+    return app
+
+
+def create_admin_app(store: VectorStore) -> APIGatewayHttpResolver:
+    """The block-list routes alone, for the function API Gateway puts behind IAM: it needs no model."""
+    app = _new_app(store)
+    add_admin_routes(app, store)
+    _add_openapi_route(app)
+    return app
+
+
+def _new_app(store: VectorStore) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(
         enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
     )
 
     def see_other_writers(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
         # The CLI's `block` or an indexer in another process commits to the same store.
-        service.store.refresh()
+        store.refresh()
         return next_middleware(app)
 
     app.use(middlewares=[_admit, see_other_writers])
     _add_error_handlers(app)
-    add_search_routes(app, service, source)
-    if admin:
-        add_admin_routes(app, service.store)
-    _add_openapi_route(app)
     return app
 
 
@@ -235,7 +276,9 @@ def _admit(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Resp
     return next_middleware(app)
 
 
-def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, source: ImageSource) -> None:
+def add_search_routes(
+    app: APIGatewayHttpResolver, service: SearchService, source: ImageSource, uploads: QueryUploadStore | None = None
+) -> None:
     @app.post(
         "/search",
         summary="Images that look like the query image (or the box inside it), best first",
@@ -254,11 +297,12 @@ def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, sourc
     ) -> SearchResponse:
         started = time.perf_counter()
         box = CropBox.parse(request.box) if request.box is not None else None
-        data = query_image_bytes(request, service.store, source)
+        data = query_image_bytes(request, service.store, source, uploads)
         hits = service.search_one(Query(data, box), k=request.k, tags=request.tags, dedupe=request.dedupe)
         took_ms = round((time.perf_counter() - started) * 1000, 1)
         logger.info("search", extra={"k": request.k, "results": len(hits), "box": request.box, "took_ms": took_ms})
         return SearchResponse(
+            query_id=uuid.uuid4().hex,
             results=[SearchHit(id=hit.id, score=hit.score, url=image_url(hit.id)) for hit in hits],
             k=request.k,
             took_ms=took_ms,
@@ -272,11 +316,18 @@ def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, sourc
                 "description": "The image",
                 "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
             },
+            302: {"description": "Where to fetch the image (cloud: a short-lived presigned URL)"},
             **_errors_documented(HTTPStatus.NOT_FOUND),
         },
     )
     def get_image(image_id: Annotated[str, Path(description="the image id, percent-encoded, `/` included")]):
-        data = gallery_image_bytes(unquote(image_id), service.store, source)
+        image_id = unquote(image_id)
+        if isinstance(source, LinkedSource):
+            check_gallery_image(image_id, service.store)
+            # The link expires within minutes: a cache may keep the redirect for less.
+            headers = {"Location": source.url(image_id), "Cache-Control": "private, max-age=60"}
+            return Response(status_code=HTTPStatus.FOUND, body="", headers=headers)
+        data = gallery_image_bytes(image_id, service.store, source)
         return Response(
             status_code=HTTPStatus.OK,
             content_type=_mime_type(data),
@@ -296,19 +347,36 @@ def add_search_routes(app: APIGatewayHttpResolver, service: SearchService, sourc
         )
 
 
-def gallery_image_bytes(image_id: str, store: VectorStore, source: ImageSource) -> bytes:
+@runtime_checkable
+class LinkedSource(Protocol):
+    """A source whose images a client can fetch itself (S3: a short-lived presigned GET)."""
+
+    def url(self, key: str) -> str: ...
+
+
+def check_gallery_image(image_id: str, store: VectorStore) -> None:
     """Only what the store holds and does not block is served, never any other file of the
     source (a sidecar, a file that failed to index), whatever the id looks like."""
     (stored,) = store.get([image_id])
     if stored is None or image_id in store.blocked():
         raise NotFoundError(f"no gallery image {image_id!r}")
+
+
+def gallery_image_bytes(image_id: str, store: VectorStore, source: ImageSource) -> bytes:
+    check_gallery_image(image_id, store)
     return source.read(image_id)
 
 
-def query_image_bytes(request: QueryImage, store: VectorStore, source: ImageSource) -> bytes:
+def query_image_bytes(
+    request: QueryImage, store: VectorStore, source: ImageSource, uploads: QueryUploadStore | None = None
+) -> bytes:
     """The bytes of the image a request names, whichever way it names it."""
     if request.image_id is not None:
         return gallery_image_bytes(request.image_id, store, source)
+    if request.upload_id is not None:
+        if uploads is None:
+            raise InvalidParameterError("this server takes no uploads: send the image itself")
+        return uploads.read(request.upload_id)
     return request.image
 
 

@@ -146,6 +146,9 @@ def http_response(result: dict) -> tuple[int, list[tuple[str, str]], bytes]:
 class _RequestHandler(BaseHTTPRequestHandler):
     server: LocalServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle plus the client's delayed
+    # ACK holds every response on a kept-alive connection for ~40 ms.
+    disable_nagle_algorithm = True
     timeout = 60  # seconds a client may stall mid-request before its connection is dropped
 
     def do_GET(self) -> None:

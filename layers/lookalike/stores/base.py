@@ -10,7 +10,12 @@ from typing import Protocol
 
 import numpy as np
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import InvalidParameterError, LookalikeError
+
+# At most this many region vectors (suggested fragments) per image, besides the whole image's.
+MAX_REGIONS = 4
+# Shorter vectors have no direction to compare: a zero (or all but zero) embedding.
+MIN_NORM = 1e-6
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,11 @@ class VectorStore(Protocol):
         vectors: np.ndarray,
         content_hashes: Sequence[str],
         tags: Sequence[Mapping[str, str]] | None = None,
-    ) -> None: ...
+        regions: Sequence[np.ndarray | None] | None = None,
+    ) -> None:
+        """`regions`, aligned with ids: None or an (r, dim) array, r <= MAX_REGIONS, of extra vectors
+        for that image; search ranks an image by the best of its vectors, and an upsert or delete
+        replaces all of them."""
 
     def delete(self, ids: Sequence[str]) -> None:
         """Unknown ids are ignored (idempotent)."""
@@ -75,3 +84,61 @@ class VectorStore(Protocol):
 
     def persist(self) -> None:
         """One atomic commit of everything since the last."""
+
+
+def unit_rows(rows: np.ndarray, what: str, dim: int | None = None) -> np.ndarray:
+    """(n, dim) float32 rows scaled to unit length, so that inner products are cosines."""
+    rows = np.asarray(rows, dtype=np.float32)
+    if rows.ndim != 2:
+        raise InvalidParameterError(f"{what} must be a 2-d array (n, dim), got shape {rows.shape}")
+    if dim is not None and rows.shape[1] != dim:
+        raise InvalidParameterError(f"the store holds {dim}-d vectors, {what} are {rows.shape[1]}-d")
+    if not np.isfinite(rows).all():
+        raise InvalidParameterError(f"{what} contain NaN or infinite values")
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    if len(rows) and norms.min() < MIN_NORM:
+        raise InvalidParameterError(f"{what} contain a zero vector, which has no direction to compare")
+    return np.ascontiguousarray(rows / norms, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class UpsertBatch:
+    """One upsert's arguments, checked the same way by every backend."""
+
+    ids: list[str]
+    vectors: np.ndarray  # (n, dim) float32 unit rows
+    content_hashes: list[str]
+    tags: list[dict[str, str]]
+    regions: list[np.ndarray]  # per id, (r, dim) float32 unit rows, 0 <= r <= MAX_REGIONS
+
+
+def upsert_batch(
+    ids: Sequence[str],
+    vectors: np.ndarray,
+    content_hashes: Sequence[str],
+    tags: Sequence[Mapping[str, str]] | None = None,
+    regions: Sequence[np.ndarray | None] | None = None,
+) -> UpsertBatch:
+    """`VectorStore.upsert`'s arguments checked and normalized; the store checks the dimension."""
+    ids = list(ids)
+    tags = [dict(t) for t in tags] if tags is not None else [{} for _ in ids]
+    regions = list(regions) if regions is not None else [None] * len(ids)
+    vectors = unit_rows(vectors, "vectors")
+    if not len(ids) == len(vectors) == len(content_hashes) == len(tags) == len(regions):
+        raise InvalidParameterError(
+            f"upsert needs one vector, content hash and tag set per id: got {len(ids)} ids, "
+            f"{len(vectors)} vectors, {len(content_hashes)} hashes, {len(tags)} tag sets, {len(regions)} region sets"
+        )
+    for image_id in ids:
+        if not isinstance(image_id, str) or not image_id:
+            raise InvalidParameterError(f"ids must be non-empty strings, got {image_id!r}")
+    for tag_set in tags:
+        if not all(isinstance(key, str) and isinstance(value, str) for key, value in tag_set.items()):
+            raise InvalidParameterError(f"tags must map strings to strings, got {tag_set!r}")
+    dim = vectors.shape[1]
+    none = np.zeros((0, dim), np.float32)
+    region_rows = [none if rows is None else unit_rows(rows, "region vectors", dim) for rows in regions]
+    for rows in region_rows:
+        if len(rows) > MAX_REGIONS:
+            raise InvalidParameterError(f"an image has at most {MAX_REGIONS} region vectors, got {len(rows)}")
+    return UpsertBatch(ids, vectors, [str(h) for h in content_hashes], tags, region_rows)

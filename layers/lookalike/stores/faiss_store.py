@@ -3,7 +3,9 @@
 Layout of `path`:
   meta.sqlite        settings (dim, method, model version, generation), the id map (string id <->
                      FAISS int64 id), each image's float32 vector (the source of truth: rebuilds
-                     and compaction read it), content hash, tags, the block list and tombstones.
+                     and compaction read it), content hash, tags, the block list and tombstones;
+                     `regions` holds each image's extra vectors (suggested fragments), one
+                     FAISS id each.
   index-<n>.faiss    the FAISS index of index generation n (IDMap2 over Flat or HNSW, inner product).
   lock               flock'ed by a writer for the length of a commit.
 
@@ -20,6 +22,10 @@ and replays the log on top: upserts and deletes are idempotent, so two writers l
 HNSW cannot remove vectors, so replaced and deleted vectors become tombstones, excluded inside
 the search by an IDSelector, until they pass COMPACT_FRACTION of the index and a commit
 rebuilds it from the stored vectors. Exact (Flat) indexes remove vectors directly.
+
+Region vectors: an image owns its whole-image vector and up to MAX_REGIONS more, each with its
+own FAISS id mapped back to the image. Search asks FAISS for k * (1 + MAX_REGIONS) vectors when
+the store holds any region, enough for k distinct images, and keeps each image's best score.
 """
 
 import errno
@@ -40,7 +46,7 @@ import numpy as np
 from lookalike.errors import InvalidParameterError, LookalikeError
 from lookalike import knn
 from lookalike.knn import AUTO, KnnMethod, resolve_method
-from lookalike.stores.base import Hit, ModelVersionMismatchError, StoredImage
+from lookalike.stores.base import MAX_REGIONS, Hit, ModelVersionMismatchError, StoredImage, unit_rows
 
 # Compaction rebuilds an HNSW index once tombstones are more than this fraction of its vectors:
 # below it the dead vectors cost a little memory and a little search time; above it the graph
@@ -50,7 +56,6 @@ META_FILENAME = "meta.sqlite"
 LOCK_FILENAME = "lock"
 INDEX_PATTERN = re.compile(r"index-(\d+)\.faiss")
 LOAD_ATTEMPTS = 20
-MIN_NORM = 1e-6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT);
@@ -60,6 +65,8 @@ CREATE TABLE IF NOT EXISTS tags (
     image_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (image_id, name));
 CREATE TABLE IF NOT EXISTS blocked (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS tombstones (faiss_id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS regions (faiss_id INTEGER PRIMARY KEY, image_id TEXT NOT NULL, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS regions_by_image ON regions (image_id);
 """
 
 
@@ -74,6 +81,11 @@ class _Record:
     faiss_id: int
     content_hash: str
     tags: dict[str, str]
+    region_ids: tuple[int, ...] = ()
+
+    @property
+    def faiss_ids(self) -> tuple[int, ...]:
+        return (self.faiss_id, *self.region_ids)
 
 
 @dataclass
@@ -89,7 +101,7 @@ class _State:
     next_faiss_id: int = 0
     index: faiss.Index | None = None
     records: dict[str, _Record] = field(default_factory=dict)
-    by_faiss_id: dict[int, str] = field(default_factory=dict)
+    by_faiss_id: dict[int, str] = field(default_factory=dict)  # every live vector, regions included
     by_hash: dict[str, set[str]] = field(default_factory=dict)
     by_tag: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
@@ -150,7 +162,7 @@ class FaissStore:
     def active_method(self) -> KnnMethod:
         """The method the current index was built with."""
         with self._lock:
-            return self._state.active or resolve_method(self._state.method, len(self._state.records))
+            return self._state.active or resolve_method(self._state.method, len(self._state.by_faiss_id))
 
     @property
     def generation(self) -> int:
@@ -162,22 +174,26 @@ class FaissStore:
         vectors: np.ndarray,
         content_hashes: Sequence[str],
         tags: Sequence[Mapping[str, str]] | None = None,
+        regions: Sequence[np.ndarray | None] | None = None,
     ) -> None:
         ids = list(ids)
         tags = [dict(t) for t in tags] if tags is not None else [{} for _ in ids]
         vectors = self._unit_rows(vectors, "vectors")
-        if not len(ids) == len(vectors) == len(content_hashes) == len(tags):
+        regions = list(regions) if regions is not None else [None] * len(ids)
+        if not len(ids) == len(vectors) == len(content_hashes) == len(tags) == len(regions):
             raise InvalidParameterError(
                 f"upsert needs one vector, content hash and tag set per id: got {len(ids)} ids, "
-                f"{len(vectors)} vectors, {len(content_hashes)} hashes, {len(tags)} tag sets"
+                f"{len(vectors)} vectors, {len(content_hashes)} hashes, {len(tags)} tag sets, "
+                f"{len(regions)} region sets"
             )
+        region_rows = [self._region_rows(rows, vectors.shape[1]) for rows in regions]
         for image_id in ids:
             if not isinstance(image_id, str) or not image_id:
                 raise InvalidParameterError(f"ids must be non-empty strings, got {image_id!r}")
         for tag_set in tags:
             if not all(isinstance(key, str) and isinstance(value, str) for key, value in tag_set.items()):
                 raise InvalidParameterError(f"tags must map strings to strings, got {tag_set!r}")
-        self._record_op(("upsert", ids, vectors, [str(h) for h in content_hashes], tags))
+        self._record_op(("upsert", ids, vectors, [str(h) for h in content_hashes], tags, region_rows))
 
     def delete(self, ids: Sequence[str]) -> None:
         self._record_op(("delete", list(ids)))
@@ -206,33 +222,36 @@ class FaissStore:
             if state.dim is None:
                 return [[] for _ in range(len(np.atleast_2d(queries)))]
             queries = self._unit_rows(queries, "queries")
-            allowed = self._allowed_faiss_ids(tags) if tags else None
-            candidates = len(allowed) if allowed is not None else len(state.records)
-            k = min(int(k), candidates)
+            images, allowed = self._allowed(tags) if tags else (len(state.records), None)
+            k = min(int(k), images)
             if k == 0:
                 return [[] for _ in queries]
+            # Each image owns at most 1 + MAX_REGIONS vectors, so this many vectors hold k images.
+            fetch = k
+            if len(state.by_faiss_id) > len(state.records):
+                fetch = min(k * (1 + MAX_REGIONS), len(allowed) if allowed is not None else len(state.by_faiss_id))
             active = self.active_method
             if active.name == "flat":
                 selector = self._selector(allowed)
                 params = faiss.SearchParameters(sel=selector) if selector is not None else None
-                scores, faiss_ids = state.index.search(queries, k, params=params)
+                scores, faiss_ids = state.index.search(queries, fetch, params=params)
             elif allowed is not None and len(allowed) < knn.AUTO_EXACT_LIMIT:
                 # A graph walk through a small filtered set is slow and misses members; an exact
                 # scan of that set costs what exact search of a gallery its size does.
-                scores, faiss_ids = self._exact_hnsw(queries, k, allowed)
+                scores, faiss_ids = self._exact_hnsw(queries, fetch, allowed)
             else:
                 selector = self._selector(allowed)
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(active.ef_search, k))
-                scores, faiss_ids = state.index.search(queries, k, params=params)
-                short = (faiss_ids < 0).any(axis=1)
-                if short.any():
-                    # The walk can miss part of a filtered set or of a gallery crowded by
-                    # tombstones; an exact scan returns all min(k, matching).
-                    scores[short], faiss_ids[short] = self._exact_hnsw(queries[short], k, allowed)
-            return [
-                [Hit(state.by_faiss_id[int(i)], float(s)) for s, i in zip(row_scores, row_ids)]
-                for row_scores, row_ids in zip(scores, faiss_ids)
-            ]
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(active.ef_search, fetch))
+                scores, faiss_ids = state.index.search(queries, fetch, params=params)
+            hits = [self._best_per_image(row_scores, row_ids, k) for row_scores, row_ids in zip(scores, faiss_ids)]
+            short = [row for row, row_hits in enumerate(hits) if len(row_hits) < k]
+            if short:
+                # The walk can miss part of a filtered set or of a gallery crowded by tombstones;
+                # an exact scan returns all min(k, matching).
+                scores, faiss_ids = self._exact_hnsw(queries[short], fetch, allowed)
+                for row, row_scores, row_ids in zip(short, scores, faiss_ids):
+                    hits[row] = self._best_per_image(row_scores, row_ids, k)
+            return hits
 
     def count(self) -> int:
         return len(self._state.records)
@@ -320,7 +339,7 @@ class FaissStore:
         state = self._state
         kind = op[0]
         if kind == "upsert":
-            _, ids, vectors, hashes, tags = op
+            _, ids, vectors, hashes, tags, regions = op
             self._check_dim(vectors.shape[1])
             if state.dim is None:
                 state.dim = vectors.shape[1]
@@ -329,11 +348,15 @@ class FaissStore:
                 state.index = _new_index(state.dim, state.active)
             latest = {image_id: row for row, image_id in enumerate(ids)}
             self._remove([image_id for image_id in latest if image_id in state.records])
-            new_ids = np.arange(state.next_faiss_id, state.next_faiss_id + len(latest), dtype=np.int64)
-            state.next_faiss_id += len(latest)
-            state.index.add_with_ids(vectors[list(latest.values())], new_ids)
-            for faiss_id, (image_id, row) in zip(new_ids.tolist(), latest.items()):
-                self._add_record(image_id, _Record(faiss_id, hashes[row], tags[row]))
+            # Each image's vector, then its regions, under increasing ids (_exact_hnsw relies on it).
+            rows = [np.concatenate([vectors[row : row + 1], regions[row]]) for row in latest.values()]
+            first_id = state.next_faiss_id
+            state.next_faiss_id += sum(len(image_rows) for image_rows in rows)
+            state.index.add_with_ids(np.concatenate(rows), np.arange(first_id, state.next_faiss_id, dtype=np.int64))
+            for (image_id, row), image_rows in zip(latest.items(), rows):
+                region_ids = tuple(range(first_id + 1, first_id + len(image_rows)))
+                self._add_record(image_id, _Record(first_id, hashes[row], tags[row], region_ids))
+                first_id += len(image_rows)
         elif kind == "delete":
             self._remove([image_id for image_id in dict.fromkeys(op[1]) if image_id in state.records])
         elif kind == "block":
@@ -356,7 +379,8 @@ class FaissStore:
     def _add_record(self, image_id: str, record: _Record) -> None:
         state = self._state
         state.records[image_id] = record
-        state.by_faiss_id[record.faiss_id] = image_id
+        for faiss_id in record.faiss_ids:
+            state.by_faiss_id[faiss_id] = image_id
         state.by_hash.setdefault(record.content_hash, set()).add(image_id)
         for pair in record.tags.items():
             state.by_tag.setdefault(pair, set()).add(image_id)
@@ -369,11 +393,12 @@ class FaissStore:
         faiss_ids = []
         for image_id in ids:
             record = state.records.pop(image_id)
-            del state.by_faiss_id[record.faiss_id]
+            for faiss_id in record.faiss_ids:
+                del state.by_faiss_id[faiss_id]
             _discard(state.by_hash, record.content_hash, image_id)
             for pair in record.tags.items():
                 _discard(state.by_tag, pair, image_id)
-            faiss_ids.append(record.faiss_id)
+            faiss_ids.extend(record.faiss_ids)
         if state.active.name == "flat":
             state.index.remove_ids(np.asarray(faiss_ids, dtype=np.int64))
         else:
@@ -381,13 +406,31 @@ class FaissStore:
 
     # -- search helpers --------------------------------------------------------------------------
 
-    def _allowed_faiss_ids(self, tags: Mapping[str, str]) -> np.ndarray:
+    def _allowed(self, tags: Mapping[str, str]) -> tuple[int, np.ndarray]:
+        """How many images carry all the tags, and the FAISS ids of all their vectors."""
         state = self._state
         matching: set[str] | None = None
         for pair in tags.items():
             ids = state.by_tag.get(pair, set())
             matching = set(ids) if matching is None else matching & ids
-        return np.fromiter((state.records[i].faiss_id for i in matching or ()), dtype=np.int64)
+        matching = matching or set()
+        faiss_ids = [faiss_id for i in matching for faiss_id in state.records[i].faiss_ids]
+        return len(matching), np.asarray(faiss_ids, dtype=np.int64)
+
+    def _best_per_image(self, scores: np.ndarray, faiss_ids: np.ndarray, k: int) -> list[Hit]:
+        """The first k distinct images of a best-first row of vectors: each at its best score."""
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for score, faiss_id in zip(scores.tolist(), faiss_ids.tolist()):
+            if faiss_id < 0:
+                break
+            image_id = self._state.by_faiss_id[faiss_id]
+            if image_id not in seen:
+                seen.add(image_id)
+                hits.append(Hit(image_id, score))
+                if len(hits) == k:
+                    break
+        return hits
 
     def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
         if allowed is not None:
@@ -407,7 +450,7 @@ class FaissStore:
         """
         state = self._state
         if allowed is None:
-            allowed = np.fromiter((record.faiss_id for record in state.records.values()), dtype=np.int64)
+            allowed = np.fromiter(state.by_faiss_id, dtype=np.int64, count=len(state.by_faiss_id))
         faiss_ids = faiss.vector_to_array(state.index.id_map)
         positions = np.searchsorted(faiss_ids, allowed)
         storage = faiss.downcast_index(state.index.index).storage
@@ -422,17 +465,18 @@ class FaissStore:
             raise InvalidParameterError(f"the store at {self.path} holds {self._state.dim}-d vectors, got {dim}-d")
 
     def _unit_rows(self, rows: np.ndarray, what: str) -> np.ndarray:
-        """(n, dim) float32 rows scaled to unit length, so inner products are cosines."""
-        rows = np.asarray(rows, dtype=np.float32)
-        if rows.ndim != 2:
-            raise InvalidParameterError(f"{what} must be a 2-d array (n, dim), got shape {rows.shape}")
+        rows = unit_rows(rows, what)
         self._check_dim(rows.shape[1])
-        if not np.isfinite(rows).all():
-            raise InvalidParameterError(f"{what} contain NaN or infinite values")
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        if len(rows) and norms.min() < MIN_NORM:
-            raise InvalidParameterError(f"{what} contain a zero vector, which has no direction to compare")
-        return np.ascontiguousarray(rows / norms, dtype=np.float32)
+        return rows
+
+    def _region_rows(self, rows: np.ndarray | None, dim: int) -> np.ndarray:
+        """An image's region vectors as unit rows, (0, dim) for none."""
+        if rows is None:
+            return np.zeros((0, dim), dtype=np.float32)
+        rows = unit_rows(rows, "region vectors", dim)
+        if len(rows) > MAX_REGIONS:
+            raise InvalidParameterError(f"an image has at most {MAX_REGIONS} region vectors, got {len(rows)}")
+        return rows
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -482,9 +526,14 @@ class FaissStore:
             tags: dict[str, dict[str, str]] = {}
             for image_id, name, value in self._db.execute("SELECT image_id, name, value FROM tags"):
                 tags.setdefault(image_id, {})[name] = value
+            regions: dict[str, list[int]] = {}
+            for image_id, faiss_id in self._db.execute("SELECT image_id, faiss_id FROM regions ORDER BY faiss_id"):
+                regions.setdefault(image_id, []).append(faiss_id)
             for image_id, faiss_id, content_hash in self._db.execute("SELECT id, faiss_id, content_hash FROM images"):
-                state.records[image_id] = record = _Record(faiss_id, content_hash, tags.get(image_id, {}))
-                state.by_faiss_id[faiss_id] = image_id
+                record = _Record(faiss_id, content_hash, tags.get(image_id, {}), tuple(regions.get(image_id, ())))
+                state.records[image_id] = record
+                for vector_id in record.faiss_ids:
+                    state.by_faiss_id[vector_id] = image_id
                 state.by_hash.setdefault(content_hash, set()).add(image_id)
                 for pair in record.tags.items():
                     state.by_tag.setdefault(pair, set()).add(image_id)
@@ -501,7 +550,7 @@ class FaissStore:
         state = self._state
         if state.index is None:
             return False
-        target = resolve_method(state.method, len(state.records), state.active)
+        target = resolve_method(state.method, len(state.by_faiss_id), state.active)
         too_many_dead = len(state.tombstones) > COMPACT_FRACTION * max(state.index.ntotal, 1)
         return target != state.active or too_many_dead
 
@@ -513,15 +562,18 @@ class FaissStore:
         state = self._state
         db = self._db
         vectors: dict[str, np.ndarray] = {}
+        regions: dict[str, np.ndarray] = {}
         touched: set[str] = set()
         for op in self._ops:
             if op[0] == "upsert":
                 vectors.update(zip(op[1], op[2]))
+                regions.update(zip(op[1], op[5]))
             if op[0] in ("upsert", "delete"):
                 touched.update(op[1])
         gone = [(image_id,) for image_id in touched if image_id not in state.records]
         db.executemany("DELETE FROM images WHERE id = ?", gone)
         db.executemany("DELETE FROM tags WHERE image_id = ?", [(image_id,) for image_id in touched])
+        db.executemany("DELETE FROM regions WHERE image_id = ?", [(image_id,) for image_id in touched])
         present = [image_id for image_id in touched if image_id in state.records]
         db.executemany(
             "INSERT OR REPLACE INTO images (id, faiss_id, content_hash, vector) VALUES (?, ?, ?, ?)",
@@ -534,13 +586,21 @@ class FaissStore:
             "INSERT INTO tags (image_id, name, value) VALUES (?, ?, ?)",
             ((i, name, value) for i in present for name, value in state.records[i].tags.items()),
         )
+        db.executemany(
+            "INSERT INTO regions (faiss_id, image_id, vector) VALUES (?, ?, ?)",
+            (
+                (faiss_id, i, row.tobytes())
+                for i in present
+                for faiss_id, row in zip(state.records[i].region_ids, regions[i])
+            ),
+        )
         db.execute("DELETE FROM blocked")
         db.executemany("INSERT INTO blocked (id) VALUES (?)", ((image_id,) for image_id in state.blocked))
 
         rebuilt = None
         index, active = state.index, state.active
         if self._needs_rebuild():
-            active = resolve_method(state.method, len(state.records), state.active)
+            active = resolve_method(state.method, len(state.by_faiss_id), state.active)
             index = self._rebuild(active)
             rebuilt = (index, active)
         tombstones = () if rebuilt else state.tombstones
@@ -574,7 +634,9 @@ class FaissStore:
     def _rebuild(self, method: KnnMethod) -> faiss.Index:
         """A fresh index of the live vectors, read back from the rows this transaction wrote."""
         index = _new_index(self._state.dim, method)
-        rows = self._db.execute("SELECT faiss_id, vector FROM images ORDER BY faiss_id").fetchall()
+        rows = self._db.execute(
+            "SELECT faiss_id, vector FROM images UNION ALL SELECT faiss_id, vector FROM regions ORDER BY faiss_id"
+        ).fetchall()
         if rows:
             ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
             vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), -1)

@@ -1,0 +1,275 @@
+"""`lookalike evaluate`: every method on every benchmark in one run, through the production path.
+
+For each method (the baselines, the raw pretrained backbone, each fine-tuned model) and each
+benchmark (lookalike.benchmarks), the benchmark's gallery is indexed by the Indexer into a fresh
+FaissStore (exact search), and every query goes through the SearchService twice: re-ranked
+(the default RankingPolicy: near-duplicates collapsed) and plain (dedupe off). Both leave out
+the query's own image, by its content hash, as production does. The top DEPTH results of each
+query are judged against the benchmark's graded relevance with lookalike.metrics.
+
+A method's embedder is wrapped in a memo keyed by the decoded pixels, so an image met again (a
+gallery image that is also a query, the Tiny ImageNet images that four benchmarks share, the
+second pass without re-ranking) is embedded once per method; the vectors are the same ones the
+path would compute again.
+"""
+
+import hashlib
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from lookalike import metrics
+from lookalike.baselines import ColourHistogramEmbedder, ImageEmbedder, PerceptualHashEmbedder, RandomEmbedder
+from lookalike.benchmarks import Benchmark, GalleryFolder, build_benchmarks
+from lookalike.embedding import Embedder, ModelInfo
+from lookalike.errors import LookalikeError
+from lookalike.indexing import Indexer
+from lookalike.search import Query, SearchService
+from lookalike.sources import FolderSource
+from lookalike.stores.faiss_store import FaissStore
+
+# Results judged per query: MRR and mAP count what is found within them, and the Precision@k /
+# Recall@k curves run to k = DEPTH. Past 100 a person has stopped looking.
+DEPTH = 100
+CUTOFF = 10  # the k of P@k, R@k and nDCG@k in the table: one page of results
+TABLE_METRICS = ("MRR", "P@1", f"P@{CUTOFF}", f"R@{CUTOFF}", "mAP", f"nDCG@{CUTOFF}")
+QUERY_BATCH = 64
+DEFAULT_SEED = 2026
+DEFAULT_DATASETS = Path("../shared/datasets")  # relative to the project's root (the datasets' README)
+# The acceptance test compares mAP on these benchmarks (issue 4): where fine-tuning should help.
+ACCEPTANCE_BENCHMARKS = ("category", "fragment")
+MIN_SEEDS = 3
+TINY_IMAGENET_VAL = Path("tiny-imagenet") / "val.tar"
+
+
+@dataclass(frozen=True)
+class Settings:
+    backbone: Path
+    finetuned: tuple[Path, ...] = ()
+    datasets: Path = DEFAULT_DATASETS
+    limit: int | None = None
+    seed: int = DEFAULT_SEED
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    make: Callable[[], ImageEmbedder]
+    model_file: Path | None = None  # the ONNX file, for learned methods
+    finetuned: bool = False
+
+
+@dataclass
+class Scores:
+    """One benchmark x method x re-ranking cell: means over queries, and the mean curves."""
+
+    benchmark: str
+    method: str
+    reranked: bool
+    queries: int
+    values: dict[str, float]
+    precision: np.ndarray  # P@k for k = 1..DEPTH
+    recall: np.ndarray  # R@k for k = 1..DEPTH
+
+
+@dataclass
+class Evaluation:
+    settings: Settings
+    benchmarks: list[Benchmark]
+    methods: list[Method]
+    missing: list[Path]  # fine-tuned model files that were asked for and not found
+    scores: list[Scores] = field(default_factory=list)
+    infos: dict[str, ModelInfo] = field(default_factory=dict)  # by method name
+    method_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def get(self, benchmark: str, method: str, reranked: bool = True) -> Scores:
+        for scores in self.scores:
+            if (scores.benchmark, scores.method, scores.reranked) == (benchmark, method, reranked):
+                return scores
+        raise KeyError((benchmark, method, reranked))
+
+
+class _Memo:
+    """An embedder that embeds each distinct picture once; same `info`, same vectors."""
+
+    def __init__(self, inner: ImageEmbedder) -> None:
+        self.inner = inner
+        self.info = inner.info
+        self._vectors: dict[bytes, np.ndarray] = {}
+
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        keys = [_pixels_key(image) for image in images]
+        missing = {key: image for key, image in zip(keys, images) if key not in self._vectors}
+        if missing:
+            vectors = self.inner.embed_images(list(missing.values()), batch_size=batch_size)
+            self._vectors.update(zip(missing, vectors))
+        if not keys:
+            return np.zeros((0, self.info.dim), dtype=np.float32)
+        return np.stack([self._vectors[key] for key in keys])
+
+
+def _pixels_key(image: Image.Image) -> bytes:
+    digest = hashlib.blake2b(f"{image.mode} {image.size}".encode(), digest_size=16)
+    digest.update(image.tobytes())
+    return digest.digest()
+
+
+def methods(settings: Settings) -> tuple[list[Method], list[Path]]:
+    """The methods in report order, and the fine-tuned files that do not exist."""
+    found = [path for path in settings.finetuned if path.is_file()]
+    listed = [
+        Method("random", lambda: RandomEmbedder(settings.seed)),
+        Method("colour histogram", ColourHistogramEmbedder),
+        Method("perceptual hash", PerceptualHashEmbedder),
+        Method("backbone", lambda: Embedder(settings.backbone), settings.backbone),
+    ]
+    listed += [
+        Method(f"fine-tuned {number}", lambda path=path: Embedder(path), path, finetuned=True)
+        for number, path in enumerate(found, start=1)
+    ]
+    return listed, [path for path in settings.finetuned if not path.is_file()]
+
+
+def evaluate(settings: Settings, progress: bool = True) -> Evaluation:
+    """Build the benchmarks in a scratch folder, run every method on them, judge every query."""
+    tar = settings.datasets / TINY_IMAGENET_VAL
+    if not tar.is_file():
+        raise LookalikeError(f"no Tiny ImageNet validation tar at {tar}: pass --datasets (see ../shared/datasets/README.md)")
+    if not settings.backbone.is_file():
+        raise LookalikeError(f"no model at {settings.backbone}: build it with `python -m model_export.export_onnx`")
+    started = time.perf_counter()
+    listed, missing = methods(settings)
+    with _single_threaded_faiss(), tempfile.TemporaryDirectory(prefix="lookalike-evaluate-") as scratch:
+        folder = GalleryFolder(Path(scratch) / "gallery")
+        benchmarks = build_benchmarks(folder, tar, settings.limit, settings.seed)
+        evaluation = Evaluation(settings, benchmarks, listed, missing)
+        for method in listed:
+            method_started = time.perf_counter()
+            embedder = _Memo(method.make())
+            evaluation.infos[method.name] = embedder.info
+            for benchmark in benchmarks:
+                store_path = Path(scratch) / "store"
+                with FaissStore(store_path, method="flat") as store:
+                    keys = list(dict.fromkeys(benchmark.gallery))
+                    report = Indexer(FolderSource(folder.root), embedder, store).update(keys, progress=progress)
+                    if report.failed or report.not_images:
+                        raise LookalikeError(f"{benchmark.name}: gallery images failed to index: {report.summary()}")
+                    service = SearchService(embedder, store)
+                    for reranked in (True, False):
+                        evaluation.scores.append(_run(service, folder, benchmark, method.name, reranked, progress))
+                shutil.rmtree(store_path)
+            evaluation.method_seconds[method.name] = time.perf_counter() - method_started
+    evaluation.seconds = time.perf_counter() - started
+    return evaluation
+
+
+@contextmanager
+def _single_threaded_faiss() -> Iterator[None]:
+    """Queries reach the store one at a time; for one query FAISS's OpenMP threads only add
+    overhead, and on a busy machine a lot of it (measured: a 10k x 64-d exact search took 47 ms
+    with the default threads, 2 ms with one)."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def _run(
+    service: SearchService, folder: GalleryFolder, benchmark: Benchmark, method: str, reranked: bool, progress: bool
+) -> Scores:
+    label = f"{method} / {benchmark.name} / {'re-ranked' if reranked else 'plain'}"
+    rankings, relevant = [], []
+    bar = tqdm(total=len(benchmark.queries), desc=label, unit="query", file=sys.stderr, disable=not progress)
+    for start in range(0, len(benchmark.queries), QUERY_BATCH):
+        chunk = benchmark.queries[start : start + QUERY_BATCH]
+        results = service.search([Query(folder.read(q.key), q.box) for q in chunk], k=DEPTH, dedupe=reranked)
+        for query, result in zip(chunk, results):
+            if result.error is not None:
+                raise result.error
+            rankings.append(np.array([query.grades.get(hit.id, 0) for hit in result.hits], dtype=np.int64))
+            relevant.append(np.fromiter(query.grades.values(), dtype=np.int64))
+        bar.update(len(chunk))
+    bar.close()
+    return judge(benchmark.name, method, reranked, rankings, relevant)
+
+
+def judge(
+    benchmark: str, method: str, reranked: bool, rankings: Sequence[np.ndarray], relevant: Sequence[np.ndarray]
+) -> Scores:
+    """Means over queries of the table's metrics and of the P@k / R@k curves."""
+    ks = np.arange(1, DEPTH + 1)
+    counts = [len(grades) for grades in relevant]
+    precision = np.mean([metrics.precision_at_k(ranked, ks) for ranked in rankings], axis=0)
+    recall = np.mean([metrics.recall_at_k(ranked, count, ks) for ranked, count in zip(rankings, counts)], axis=0)
+    values = {
+        "MRR": metrics.mean_reciprocal_rank(rankings),
+        "P@1": float(precision[0]),
+        f"P@{CUTOFF}": float(precision[CUTOFF - 1]),
+        f"R@{CUTOFF}": float(recall[CUTOFF - 1]),
+        "mAP": metrics.mean_average_precision(rankings, counts),
+        f"nDCG@{CUTOFF}": float(np.mean([metrics.ndcg_at_k(r, g, CUTOFF) for r, g in zip(rankings, relevant)])),
+    }
+    return Scores(benchmark, method, reranked, len(rankings), values, precision, recall)
+
+
+# -- acceptance ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Fine-tuned vs raw backbone on one benchmark's mAP (re-ranked, as served)."""
+
+    benchmark: str
+    backbone: float
+    finetuned: tuple[float, ...]  # one per model file (training seed)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.finetuned))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.finetuned, ddof=1)) if len(self.finetuned) > 1 else math.nan
+
+    @property
+    def spread(self) -> float:
+        """max - min over seeds: the margin must clear all of the seeds' disagreement."""
+        return float(np.ptp(self.finetuned))
+
+    @property
+    def margin(self) -> float:
+        return self.mean - self.backbone
+
+    @property
+    def passed(self) -> bool:
+        return len(self.finetuned) >= MIN_SEEDS and self.margin > self.spread
+
+
+def acceptance(evaluation: Evaluation) -> list[Acceptance]:
+    finetuned = [method.name for method in evaluation.methods if method.finetuned]
+    if not finetuned:
+        return []
+    names = {benchmark.name for benchmark in evaluation.benchmarks}
+    return [
+        Acceptance(
+            name,
+            evaluation.get(name, "backbone").values["mAP"],
+            tuple(evaluation.get(name, method).values["mAP"] for method in finetuned),
+        )
+        for name in ACCEPTANCE_BENCHMARKS
+        if name in names
+    ]

@@ -1,0 +1,194 @@
+"""What training learns from: images (the Tiny ImageNet training tar, the gallery) and their pairs.
+
+Every image becomes one row of the training set, identified by the SHA-256 of its bytes, so a
+gallery file that is a byte-for-byte copy of a tar member (the click simulator's gallery is
+made of training-subset images) is one row, one set of cached features, whatever its name.
+
+Two kinds of supervised pairs, besides the augmentation pairs every image yields:
+- click pairs, read from the `pairs.jsonl` that `lookalike training-set` writes: gallery keys
+  of a query and of a clicked result, the shown-but-not-clicked candidates as hard negatives,
+  and a weight (how much evidence backs the pair);
+- class pairs, two images of one class of the training tar, the stand-in for clicks when no
+  event log exists yet (the click simulator clicks same-class results, so these are what a
+  perfectly attentive user would produce).
+
+The held-out part of the tar (the last `holdout` images of every class by file number) is for
+choosing hyperparameters and is never a row of the training set. Validation images are not
+read here at all: reported figures are measured on them elsewhere.
+"""
+
+import hashlib
+import json
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.errors import NotFoundError
+from lookalike.images import SNIFF_BYTES, is_image
+from lookalike.sources import FolderSource
+
+# Read in place from the shared datasets folder beside the repository; never copied into it.
+DEFAULT_TRAIN_TAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tiny-imagenet" / "train-100.tar"
+PAIRS_FILENAME = "pairs.jsonl"
+TINY_IMAGES_PER_CLASS = 100
+_MEMBER = re.compile(r"tiny-imagenet/train/(n\d+)/images/(n\d+)_(\d+)\.JPEG")
+_BOXES = re.compile(r"tiny-imagenet/train/(n\d+)/(n\d+)_boxes\.txt")
+
+
+@dataclass(frozen=True)
+class TrainImage:
+    key: str  # tar member name or gallery key
+    data: bytes
+    label: str | None = None  # WordNet id for tar images; gallery images carry none
+    box: tuple[int, int, int, int] | None = None  # object box, half-open pixels
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", hashlib.sha256(self.data).hexdigest())
+
+
+@dataclass(frozen=True)
+class ClickPair:
+    query: str
+    positive: str
+    negatives: tuple[str, ...] = ()
+    weight: float = 1.0
+
+
+@dataclass
+class TrainingSet:
+    """Rows (unique images) and the supervised pairs between them, as row numbers.
+
+    `labels[i]` is the class number of row i, -1 without one. `pair_negatives` is padded with
+    -1 to the longest list.
+    """
+
+    images: list[TrainImage]
+    labels: np.ndarray
+    pair_queries: np.ndarray
+    pair_positives: np.ndarray
+    pair_weights: np.ndarray
+    pair_negatives: np.ndarray
+
+    @property
+    def has_clicks(self) -> bool:
+        return len(self.pair_queries) > 0
+
+    @property
+    def has_classes(self) -> bool:
+        return np.bincount(self.labels[self.labels >= 0]).max(initial=0) >= 2
+
+
+def tiny_imagenet_train(
+    tar_path: str | Path, classes: int | None = None, per_class: int = TINY_IMAGES_PER_CLASS
+) -> Iterator[tuple[int, TrainImage]]:
+    """(file number, image) for the first `classes` classes (sorted WordNet ids), N < per_class."""
+    with tarfile.open(tar_path) as archive:
+        members = archive.getmembers()
+        wnids = sorted({m.group(1) for m in map(_MEMBER.fullmatch, (member.name for member in members)) if m})
+        chosen = set(wnids[:classes] if classes else wnids)
+        boxes: dict[str, tuple[int, int, int, int]] = {}
+        for member in members:
+            match = _BOXES.fullmatch(member.name)
+            if match and match.group(1) in chosen:
+                for line in archive.extractfile(member).read().decode().splitlines():
+                    name, *corners = line.split("\t")
+                    x0, y0, x1, y1 = map(int, corners)
+                    boxes[name] = (x0, y0, x1 + 1, y1 + 1)
+        images = []
+        for member in members:
+            match = _MEMBER.fullmatch(member.name)
+            if match and match.group(1) in chosen and int(match.group(3)) < per_class:
+                images.append((match.group(1), int(match.group(3)), member))
+        for wnid, number, member in sorted(images, key=lambda item: (item[0], item[1])):
+            name = member.name.rsplit("/", 1)[1]
+            yield number, TrainImage(member.name, archive.extractfile(member).read(), wnid, boxes.get(name))
+
+
+def split_tiny_imagenet(
+    tar_path: str | Path, classes: int | None, per_class: int, holdout: int
+) -> tuple[list[TrainImage], list[TrainImage]]:
+    """(training images, held-out images): the last `holdout` file numbers of each class are held out."""
+    if not 0 <= holdout < per_class:
+        raise ValueError(f"holdout must be in [0, {per_class}), not {holdout}")
+    train, held_out = [], []
+    for number, image in tiny_imagenet_train(tar_path, classes, per_class):
+        (held_out if number >= per_class - holdout else train).append(image)
+    return train, held_out
+
+
+def read_click_pairs(clicks_dir: str | Path) -> list[ClickPair]:
+    """The pairs of `pairs.jsonl` in the clicks channel; none when the channel has no such file."""
+    path = Path(clicks_dir) / PAIRS_FILENAME
+    if not path.is_file():
+        return []
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            pairs.append(
+                ClickPair(
+                    record["query"],
+                    record["positive"],
+                    tuple(record.get("negatives", ())),
+                    float(record.get("weight", 1.0)),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}:{number}: not a training pair ({error})") from None
+    return pairs
+
+
+def gallery_images(gallery_dir: str | Path, keys: set[str]) -> dict[str, TrainImage]:
+    """The gallery images the pairs name; keys missing from the gallery or not images are left out."""
+    source = FolderSource(gallery_dir)
+    found = {}
+    for key in sorted(keys):
+        try:
+            data = source.read(key)
+        except (NotFoundError, OSError):
+            continue
+        if is_image(data[:SNIFF_BYTES]):
+            found[key] = TrainImage(key, data)
+    return found
+
+
+def build_training_set(images: list[TrainImage], pairs: list[ClickPair], gallery: dict[str, TrainImage]) -> TrainingSet:
+    """One row per distinct image (tar images first); pairs whose query or positive is missing are dropped."""
+    rows: dict[str, int] = {}
+    unique: list[TrainImage] = []
+    for image in [*images, *gallery.values()]:
+        if image.digest not in rows:
+            rows[image.digest] = len(unique)
+            unique.append(image)
+    classes = {label: number for number, label in enumerate(sorted({i.label for i in unique if i.label}))}
+    labels = np.array([classes.get(image.label, -1) for image in unique], dtype=np.int64)
+
+    def row(key: str) -> int:
+        image = gallery.get(key)
+        return rows[image.digest] if image is not None else -1
+
+    kept = []
+    for pair in pairs:
+        query, positive = row(pair.query), row(pair.positive)
+        if query >= 0 and positive >= 0 and query != positive and pair.weight > 0:
+            negatives = [n for n in map(row, pair.negatives) if n >= 0 and n not in (query, positive)]
+            kept.append((query, positive, negatives, pair.weight))
+    width = max((len(negs) for _, _, negs, _ in kept), default=0)
+    negatives = np.full((len(kept), width), -1, dtype=np.int64)
+    for index, (_, _, negs, _) in enumerate(kept):
+        negatives[index, : len(negs)] = negs
+    return TrainingSet(
+        images=unique,
+        labels=labels,
+        pair_queries=np.array([q for q, _, _, _ in kept], dtype=np.int64),
+        pair_positives=np.array([p for _, p, _, _ in kept], dtype=np.int64),
+        pair_weights=np.array([w for _, _, _, w in kept], dtype=np.float64),
+        pair_negatives=negatives,
+    )

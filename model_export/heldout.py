@@ -1,0 +1,42 @@
+"""Quality on the held-out part of the training tar, where hyperparameters are chosen.
+
+Three numbers, each from the probe views of images (model_export.augment.ProbeViews); for the
+held-out split, training pushes the cached backbone features of those views through the head,
+so a trial costs milliseconds, not a pass over the images:
+- category_map: each image queries the others; same class is relevant (mAP);
+- fragment_map: each image's annotated object box queries the whole images (itself included);
+  same class is relevant (mAP);
+- crop_top1: each image's half-area crop queries the whole images; the fraction whose source
+  ranks first (instance matching, the copy-detection side a head must not lose).
+The official figures come from `lookalike evaluate` on the validation split, never from here.
+"""
+
+import numpy as np
+
+from lookalike import metrics
+
+
+def mean_average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
+    """mAP of ranking each row's items by descending score (-inf: not a candidate), by
+    lookalike.metrics; rows with nothing relevant to find are not queries."""
+    rankings, counts = [], []
+    for row_scores, row_relevant in zip(scores, relevant):
+        candidates = np.flatnonzero(np.isfinite(row_scores))
+        ranked = row_relevant[candidates[np.argsort(-row_scores[candidates], kind="stable")]].astype(np.int64)
+        if ranked.any():
+            rankings.append(ranked)
+            counts.append(int(ranked.sum()))
+    return metrics.mean_average_precision(rankings, counts)
+
+
+def retrieval_metrics(whole: np.ndarray, box: np.ndarray, half: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Unit-length embeddings of each image, of its object box and of its half-area crop
+    (model_export.augment.ProbeViews), and the images' class numbers."""
+    same_class = labels[:, None] == labels[None, :]
+    category = whole @ whole.T
+    np.fill_diagonal(category, -np.inf)
+    return {
+        "category_map": mean_average_precision(category, same_class),
+        "fragment_map": mean_average_precision(box @ whole.T, same_class),
+        "crop_top1": float(((half @ whole.T).argmax(axis=1) == np.arange(len(labels))).mean()),
+    }

@@ -1,0 +1,130 @@
+"""`lookalike evaluate` at smoke size: the report's structure, and orderings any sane run keeps.
+
+No number is hard-coded: the run is small (a few classes, photos and buildings), so only
+comparisons that hold by a wide margin are asserted.
+"""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lookalike import cli
+from lookalike.benchmarks import EDITS, GalleryFolder
+from lookalike.evaluation import TABLE_METRICS, Acceptance, Evaluation, Settings, evaluate
+from lookalike.evaluation_report import write_report
+from photos import DATASETS
+
+LIMIT = 20
+BENCHMARKS = ("category", "fragment", "copy", "multiview")
+METHODS = ("random", "colour histogram", "perceptual hash", "backbone")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, model_path) -> tuple[Evaluation, Path]:
+    """One smoke-sized evaluation, reported the way the CLI reports it."""
+    out = tmp_path_factory.mktemp("docs") / "EVALUATION.md"
+    settings = Settings(model_path, (out.parent / "seed-1.onnx",), DATASETS, LIMIT, seed=1)
+    evaluation = evaluate(settings, progress=False)
+    write_report(evaluation, out)
+    return evaluation, out
+
+
+@pytest.fixture(scope="module")
+def report(run) -> Path:
+    return run[1]
+
+
+def tables(text: str) -> dict[str, dict[tuple[str, str], dict[str, float]]]:
+    """benchmark -> (method, ranking) -> metric -> value, read back from the markdown."""
+    parsed: dict[str, dict[tuple[str, str], dict[str, float]]] = {}
+    current = None
+    for line in text.splitlines():
+        heading = re.match(r"### .* \(`(\w+)`: \d+ queries", line)
+        if heading:
+            current = parsed.setdefault(heading.group(1), {})
+        elif current is not None and line.startswith("| ") and not line.startswith(("| method", "| ---")):
+            method, ranking, *values = [cell.strip() for cell in line.strip("|").split("|")]
+            current[(method, ranking)] = dict(zip(TABLE_METRICS, map(float, values)))
+        elif line.startswith("## ") and current is not None:
+            current = None
+    return parsed
+
+
+def test_the_report_starts_with_the_command_that_regenerates_it(run, report, monkeypatch):
+    text = report.read_text()
+    command = next(line.strip() for line in text.splitlines() if line.strip().startswith("lookalike evaluate"))
+    assert text.index(command) < text.index("## Results")
+    words = shlex.split(command)
+    assert words[words.index("--out") + 1] == str(report)
+    regenerated = {}
+    monkeypatch.setattr(cli, "evaluate", lambda settings: regenerated.setdefault("settings", settings))
+    monkeypatch.setattr(cli, "write_report", lambda evaluation, out: regenerated.setdefault("out", out))
+    assert cli.main(words[1:]) == 0
+    assert regenerated == {"settings": run[0].settings, "out": report}
+
+
+def test_every_benchmark_has_every_method_both_ways_and_its_plot(report):
+    parsed = tables(report.read_text())
+    assert tuple(parsed) == BENCHMARKS
+    for benchmark, rows in parsed.items():
+        assert set(rows) == {(method, ranking) for method in METHODS for ranking in ("re-ranked", "plain")}, benchmark
+        for values in rows.values():
+            assert all(0.0 <= value <= 1.0 for value in values.values()), (benchmark, values)
+        plot = report.parent / "evaluation" / f"{benchmark}.png"
+        assert plot.read_bytes().startswith(b"\x89PNG") and f"(evaluation/{benchmark}.png)" in report.read_text()
+
+
+def test_a_missing_finetuned_model_is_named_not_evaluated(report):
+    text = report.read_text()
+    assert "seed-1.onnx" in text and "**Fine-tuned model: missing.**" in text
+    assert not any(method.startswith("fine-tuned") for rows in tables(text).values() for method, _ in rows)
+
+
+def test_the_backbone_beats_chance_where_it_must(report):
+    parsed = tables(report.read_text())
+    for benchmark, metric in (("copy", "MRR"), ("copy", "mAP"), ("category", "mAP"), ("multiview", "MRR")):
+        backbone = parsed[benchmark][("backbone", "re-ranked")][metric]
+        chance = parsed[benchmark][("random", "re-ranked")][metric]
+        assert backbone > chance + 0.1, (benchmark, metric, backbone, chance)
+
+
+def test_re_ranking_collapses_copies_in_copy_detection_only_downwards(report):
+    """Collapsing near-duplicates can only remove relevant copies from a list, never add them."""
+    rows = tables(report.read_text())["copy"]
+    for method in METHODS:
+        assert rows[(method, "re-ranked")]["mAP"] <= rows[(method, "plain")]["mAP"] + 1e-9, method
+
+
+def test_benchmark_queries_are_judged_against_their_own_gallery(run):
+    benchmarks = run[0].benchmarks
+    assert [benchmark.name for benchmark in benchmarks] == list(BENCHMARKS)
+    for benchmark in benchmarks:
+        gallery = set(benchmark.gallery)
+        assert benchmark.queries, benchmark.name
+        for query in benchmark.queries:
+            assert query.key in gallery and query.key not in query.grades
+            assert query.grades and set(query.grades) <= gallery
+            assert set(query.grades.values()) <= {1, 2, 3, 4, 5}
+    copy = benchmarks[2]
+    assert {len(query.grades) for query in copy.queries} == {len(EDITS)}  # the source + the other edits
+    assert {grade for query in copy.queries for grade in query.grades.values()} == {3, 4, 5}
+
+
+def test_gallery_names_carry_no_hint_of_relevance(tmp_path):
+    folder = GalleryFolder(tmp_path)
+    key = folder.add(b"\x89PNG some bytes")
+    assert re.fullmatch(r"[0-9a-f]+", key) and folder.add(b"\x89PNG some bytes") == key
+    assert folder.read(key) == b"\x89PNG some bytes"
+
+
+def test_acceptance_needs_a_margin_above_the_seed_spread():
+    clear = Acceptance("category", backbone=0.30, finetuned=(0.36, 0.37, 0.35))
+    assert clear.margin == pytest.approx(0.06) and clear.spread == pytest.approx(0.02) and clear.passed
+    noisy = Acceptance("category", backbone=0.30, finetuned=(0.31, 0.40, 0.33))
+    assert noisy.margin > 0 and not noisy.passed
+    too_few = Acceptance("category", backbone=0.30, finetuned=(0.40, 0.41))
+    assert not too_few.passed
+    worse = Acceptance("fragment", backbone=0.30, finetuned=(0.28, 0.28, 0.28))
+    assert worse.spread == 0 and not worse.passed
