@@ -35,6 +35,7 @@ demo: setup
 	$(BIN)/lookalike serve --store $(DEMO_STORE) --watch $(DEMO_GALLERY) --host $(HOST) --port $(PORT)
 
 test: setup
+	$(BIN)/ruff check
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 

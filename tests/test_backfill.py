@@ -8,9 +8,8 @@ from lambda_harness import GALLERY_BUCKET, LambdaContext, deployment, load_funct
 from lookalike.aws.backfill import BATCH_SIZE, SEND_ATTEMPTS, Backfill, BackfillError, main
 from lookalike.aws.notifications import ChangeKind, IndexQueueRecord, object_changes
 from lookalike.stores.opensearch_store import OpenSearchStore
-from opensearch_loopback import loopback  # noqa: F401 (a fixture)
 from photos import encode, photo
-from test_http_routes import Reply, api_event
+from api_gateway import Reply, api_event
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
 from event_logs import click, dwell, impression, query_id, session
 from photos import write_gallery
-from test_http_routes import call, chelsea_copy
+from api_gateway import call
+from galleries import chelsea_copy
 
 SENDBEACON = "text/plain;charset=UTF-8"  # what navigator.sendBeacon(url, string) sends
 

@@ -9,7 +9,8 @@ from urllib3 import encode_multipart_formdata
 from lookalike.http.routes import create_app
 from lookalike.proposals import MAX_PROPOSALS, Proposer, iou
 from photos import encode, photo
-from test_http_routes import b64, call, index_gallery
+from api_gateway import b64, call
+from galleries import index_gallery
 
 
 def pasted_cat() -> tuple[bytes, tuple[int, int, int, int]]:

@@ -1,123 +1,17 @@
 """The HTTP routes on API Gateway HTTP API (payload 2.0) events, as the search Lambda receives
 them, over real photos, the real model and a real FAISS store."""
 
-import base64
 import json
-from pathlib import Path
 
 import pytest
 from PIL import Image
-from skimage import data
 from urllib3 import encode_multipart_formdata
 
+from api_gateway import Reply, api_event, b64, call, post_form, post_json
+from galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery
 from lookalike.http.routes import MAX_K, MAX_REQUEST_BYTES, create_app
-from lookalike.indexing import Indexer
 from lookalike.search import SearchService
-from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
-from photos import encode, photo, write_gallery
-
-LAMP = "kitchen/lamp 1.jpg"  # a folder and a space: the id must be percent-encoded in URLs
-LAMP_URL = "/images/kitchen%2Flamp%201.jpg"
-
-
-def index_gallery(root: Path, store_path: Path, embedder) -> tuple[SearchService, FolderSource, dict[str, Path]]:
-    """write_gallery's photos plus LAMP (tagged room=kitchen), indexed; a file sits beside the root."""
-    files = write_gallery(root)
-    files[LAMP] = root / LAMP
-    files[LAMP].parent.mkdir()
-    files[LAMP].write_bytes(encode(Image.fromarray(data.immunohistochemistry()), quality=90))
-    (root / "kitchen" / ".tags.json").write_text(json.dumps({"*": {"room": "kitchen"}}))
-    (root.parent / "secret.txt").write_text("outside the gallery")
-    source = FolderSource(root)
-    store = FaissStore(store_path)
-    Indexer(source, embedder, store).sync(progress=False)
-    return SearchService(embedder, store), source, files
-
-
-def chelsea_copy() -> bytes:
-    """A resized, re-encoded copy of cats/chelsea.JPEG: the gallery's original must come first."""
-    return encode(photo("chelsea").resize((300, 200)), "PNG")
-
-
-def collage() -> bytes:
-    """coffee on the left half, rocket on the right: a box picks one of them."""
-    image = Image.new("RGB", (800, 300))
-    image.paste(photo("coffee").resize((400, 300)), (0, 0))
-    image.paste(photo("rocket").resize((400, 300)), (400, 0))
-    return encode(image, quality=95)
-
-
-def api_event(method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> dict:
-    """The event API Gateway's HTTP API hands the Lambda: text bodies as is, others base64."""
-    headers = {
-        "host": "abc123.execute-api.eu-west-1.amazonaws.com",
-        "user-agent": "pytest",
-        "x-forwarded-for": "203.0.113.9",
-        "x-forwarded-port": "443",
-        "x-forwarded-proto": "https",
-    }
-    if content_type:
-        headers["content-type"] = content_type
-    event = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.9",
-                "userAgent": "pytest",
-            },
-            "requestId": "JKJaXmPLvHcESHA=",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "10/Mar/2026:12:00:00 +0000",
-            "timeEpoch": 1773144000000,
-        },
-        "isBase64Encoded": False,
-    }
-    if body is not None:
-        textual = content_type == "application/json"
-        event["body"] = body.decode() if textual else base64.b64encode(body).decode()
-        event["isBase64Encoded"] = not textual
-    return event
-
-
-class Reply:
-    def __init__(self, result: dict) -> None:
-        self.status = int(result["statusCode"])
-        self.headers = result["headers"]
-        self.base64 = result["isBase64Encoded"]
-        self.content = base64.b64decode(result["body"]) if self.base64 else result["body"].encode()
-
-    def json(self):
-        return json.loads(self.content)
-
-
-def call(app, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Reply:
-    return Reply(app.resolve(api_event(method, path, body, content_type), None))
-
-
-def post_json(app, payload: dict) -> Reply:
-    return call(app, "POST", "/search", json.dumps(payload).encode(), "application/json")
-
-
-def post_form(app, image: bytes, **fields: str) -> Reply:
-    body, content_type = encode_multipart_formdata({"image": ("query.jpg", image, "image/jpeg"), **fields})
-    return call(app, "POST", "/search", body, content_type)
-
-
-def b64(payload: bytes) -> str:
-    return base64.b64encode(payload).decode()
+from photos import encode, photo
 
 
 def ids(reply: Reply) -> list[str]:

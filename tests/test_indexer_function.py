@@ -12,7 +12,6 @@ from lambda_harness import GALLERY_BUCKET, IDEMPOTENCY_TABLE, LambdaContext, dep
 from lookalike.aws.ledger import is_later
 from lookalike.aws.notifications import IndexQueueRecord, object_changes
 from lookalike.stores.opensearch_store import OpenSearchStore
-from opensearch_loopback import loopback  # noqa: F401 (a fixture)
 from photos import encode, photo
 
 JPEG = encode(photo("chelsea"), quality=90)

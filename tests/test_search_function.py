@@ -19,7 +19,7 @@ from lookalike.aws.uploads import MAX_UPLOAD_BYTES, UPLOAD_EXPIRES_IN
 from lookalike.http.routes import MAX_REQUEST_BYTES, create_app
 from opensearch_loopback import LoopbackOpenSearch
 from photos import encode, photo
-from test_http_routes import Reply, api_event, b64
+from api_gateway import Reply, api_event, b64
 
 LAMP = "kitchen/lamp 1.jpg"
 GALLERY = {

@@ -30,7 +30,7 @@ from lookalike.proposals import Proposer
 from lookalike.search import SearchService
 from lookalike.stores.faiss_store import FaissStore
 from photos import encode, photo
-from test_http_routes import chelsea_copy, collage, index_gallery
+from galleries import chelsea_copy, collage, index_gallery
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -7,7 +7,6 @@ a copy writes a file in several steps) and then applied through the same idempot
 
 import logging
 import threading
-from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
