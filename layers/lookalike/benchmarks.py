@@ -302,7 +302,7 @@ def build_benchmarks(folder: GalleryFolder, tiny_imagenet_tar: Path, limit: int 
         " not its own photo.",
         tiny_keys,
         fragment_queries,
-        [f"{small} boxes narrower than {MIN_BOX_SIDE} px (the smallest box the service accepts) are not queries."],
+        [f"{small} boxes with a side under {MIN_BOX_SIDE} px (the smallest box the service accepts) are not queries."],
     )
     copy, photo_keys = _copy_detection(folder, tiny_keys, limit, seed)
     return [category, fragment, copy, _multi_view(folder, photo_keys + tiny_keys, limit)]

@@ -40,7 +40,8 @@ MEANING = f"""\
   0.5 second on average. It is the metric of "find *the* picture" (copy detection).
 - **P@1, P@{CUTOFF}**: the share of the first result / first page that is relevant, what a person sees.
 - **R@{CUTOFF}**: the share of everything relevant that the first page holds. With 49 relevant images
-  per category query, R@{CUTOFF} can reach at most {CUTOFF}/49 = {CUTOFF / 49:.2f} there; read it on copy detection and multi-view.
+  per category or fragment query, R@{CUTOFF} can reach at most {CUTOFF}/49 = {CUTOFF / 49:.2f} there; read it on copy
+  detection and multi-view.
 - **mAP**: precision averaged over the rank of every relevant item, within the top {DEPTH} (relevant
   items beyond count 0): one number for the whole ranking, the acceptance metric.
 - **nDCG@{CUTOFF}**: the first page weighted by grade (exponential gains): on copy detection it rewards
@@ -58,8 +59,10 @@ MEANING = f"""\
   pretrained on ImageNet classes knows and colour or hashes do not; copy detection and multi-view
   ask for the *same* thing (photo or building), where local structure matters. Tiny ImageNet is
   drawn from ImageNet, so its validation images may have been among the backbone's pretraining
-  images: that favours the backbone and every model built on it alike; fine-tuning itself never
-  sees the validation split (it trains on the training split only).
+  images: that favours the backbone and every model built on it alike. Fine-tuning trains on Tiny
+  ImageNet's training split: the same 202 classes, never these validation images, so category and
+  fragment measure new images of known classes; copy detection and multi-view hold photos that no
+  training step saw.
 """
 
 
