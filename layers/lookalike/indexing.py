@@ -84,11 +84,13 @@ class Indexer:
     def update(self, keys: Sequence[str], progress: bool = False, report: IndexReport | None = None) -> IndexReport:
         """Index these keys (new or changed); keys whose file vanished are removed."""
         report = report or IndexReport()
-        known = self.store.content_hashes()
         bar = tqdm(total=len(keys), desc="indexing", unit="img", file=sys.stderr, disable=not progress)
         pending = 0
         for start in range(0, len(keys), self.batch_size):
             batch = keys[start : start + self.batch_size]
+            # Only this batch's hashes: on OpenSearch, listing every image for each S3 event
+            # would cost a scan of the whole index.
+            known = {image.id: image.content_hash for image in self.store.get(batch) if image is not None}
             pending += self._update_batch(batch, known, report)
             bar.update(len(batch))
             if pending >= COMMIT_EVERY:
