@@ -25,14 +25,14 @@ model: $(BIN)/python
 
 demo: setup
 	$(BIN)/python scripts/demo_gallery.py $(DEMO_GALLERY)
-	$(BIN)/lookalike index $(DEMO_GALLERY) --store $(DEMO_STORE)
+	$(BIN)/lookalike index $(DEMO_GALLERY) --store $(DEMO_STORE) --regions
 	@echo
-	@echo "Lookalike is serving $(DEMO_GALLERY)/ at http://$(HOST):$(PORT) (Ctrl-C stops it). Try:"
+	@echo "Lookalike is serving $(DEMO_GALLERY)/ at http://$(HOST):$(PORT)/ (open it in a browser; Ctrl-C stops it). Or try:"
 	@echo "  curl -s -F image=@$(DEMO_GALLERY)/mvtb/building2-1.png -F k=5 http://$(HOST):$(PORT)/search"
 	@echo "  curl -s -F image=@$(DEMO_GALLERY)/mvtb/building2-1.png -F box=0,0,400,300 http://$(HOST):$(PORT)/search"
 	@echo "  $(BIN)/lookalike search $(DEMO_GALLERY)/mvtb/eiffel-1.png --store $(DEMO_STORE) -k 5"
 	@echo
-	$(BIN)/lookalike serve --store $(DEMO_STORE) --watch $(DEMO_GALLERY) --host $(HOST) --port $(PORT)
+	$(BIN)/lookalike serve --store $(DEMO_STORE) --watch $(DEMO_GALLERY) --regions --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/ruff check
