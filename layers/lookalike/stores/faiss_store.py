@@ -46,7 +46,7 @@ import numpy as np
 from lookalike.errors import InvalidParameterError, LookalikeError
 from lookalike import knn
 from lookalike.knn import AUTO, KnnMethod, resolve_method
-from lookalike.stores.base import MAX_REGIONS, Hit, ModelVersionMismatchError, StoredImage, unit_rows
+from lookalike.stores.base import MAX_REGIONS, Hit, ModelVersionMismatchError, StoredImage, unit_rows, upsert_batch
 
 # Compaction rebuilds an HNSW index once tombstones are more than this fraction of its vectors:
 # below it the dead vectors cost a little memory and a little search time; above it the graph
@@ -176,24 +176,9 @@ class FaissStore:
         tags: Sequence[Mapping[str, str]] | None = None,
         regions: Sequence[np.ndarray | None] | None = None,
     ) -> None:
-        ids = list(ids)
-        tags = [dict(t) for t in tags] if tags is not None else [{} for _ in ids]
-        vectors = self._unit_rows(vectors, "vectors")
-        regions = list(regions) if regions is not None else [None] * len(ids)
-        if not len(ids) == len(vectors) == len(content_hashes) == len(tags) == len(regions):
-            raise InvalidParameterError(
-                f"upsert needs one vector, content hash and tag set per id: got {len(ids)} ids, "
-                f"{len(vectors)} vectors, {len(content_hashes)} hashes, {len(tags)} tag sets, "
-                f"{len(regions)} region sets"
-            )
-        region_rows = [self._region_rows(rows, vectors.shape[1]) for rows in regions]
-        for image_id in ids:
-            if not isinstance(image_id, str) or not image_id:
-                raise InvalidParameterError(f"ids must be non-empty strings, got {image_id!r}")
-        for tag_set in tags:
-            if not all(isinstance(key, str) and isinstance(value, str) for key, value in tag_set.items()):
-                raise InvalidParameterError(f"tags must map strings to strings, got {tag_set!r}")
-        self._record_op(("upsert", ids, vectors, [str(h) for h in content_hashes], tags, region_rows))
+        batch = upsert_batch(ids, vectors, content_hashes, tags, regions)
+        self._check_dim(batch.vectors.shape[1])
+        self._record_op(("upsert", batch.ids, batch.vectors, batch.content_hashes, batch.tags, batch.regions))
 
     def delete(self, ids: Sequence[str]) -> None:
         self._record_op(("delete", list(ids)))
@@ -467,15 +452,6 @@ class FaissStore:
     def _unit_rows(self, rows: np.ndarray, what: str) -> np.ndarray:
         rows = unit_rows(rows, what)
         self._check_dim(rows.shape[1])
-        return rows
-
-    def _region_rows(self, rows: np.ndarray | None, dim: int) -> np.ndarray:
-        """An image's region vectors as unit rows, (0, dim) for none."""
-        if rows is None:
-            return np.zeros((0, dim), dtype=np.float32)
-        rows = unit_rows(rows, "region vectors", dim)
-        if len(rows) > MAX_REGIONS:
-            raise InvalidParameterError(f"an image has at most {MAX_REGIONS} region vectors, got {len(rows)}")
         return rows
 
     # -- loading ---------------------------------------------------------------------------------
