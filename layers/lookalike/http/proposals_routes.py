@@ -10,14 +10,13 @@ adds these routes rather than at the top.
 """
 
 import time
-from http import HTTPStatus
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, Field
 
-from lookalike.http.routes import QueryImage, _errors_documented, logger, query_image_bytes
+from lookalike.http.routes import QueryImage, logger, query_image_bytes, query_image_errors
 from lookalike.http.uploads_routes import QueryUploadStore
 from lookalike.proposals import MAX_PROPOSALS, Proposer
 from lookalike.sources import ImageSource
@@ -53,13 +52,7 @@ def add_proposal_routes(
         summary="Suggested fragments of the query image: up to five object boxes, best first",
         responses={
             200: {"description": "The image's size and its boxes"},
-            **_errors_documented(
-                HTTPStatus.BAD_REQUEST,
-                HTTPStatus.NOT_FOUND,
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                HTTPStatus.UNPROCESSABLE_ENTITY,
-            ),
+            **query_image_errors(),
         },
     )
     def proposals(

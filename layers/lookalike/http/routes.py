@@ -205,6 +205,17 @@ def _errors_documented(*statuses: HTTPStatus) -> dict[int, dict]:
     }
 
 
+def query_image_errors() -> dict[int, dict]:
+    """What a route that reads a `QueryImage` may answer besides success."""
+    return _errors_documented(
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+    )
+
+
 def image_url(image_id: str) -> str:
     """Ids are relative paths (`kitchen/lamp 1.jpg`); the id is one path segment, so `/` is encoded too."""
     return "/images/" + quote(image_id, safe="")
@@ -284,12 +295,7 @@ def add_search_routes(
         summary="Images that look like the query image (or the box inside it), best first",
         responses={
             200: {"description": "Ranked results"},
-            **_errors_documented(
-                HTTPStatus.BAD_REQUEST,
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                HTTPStatus.UNPROCESSABLE_ENTITY,
-            ),
+            **query_image_errors(),
         },
     )
     def search(
