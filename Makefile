@@ -7,7 +7,7 @@ DEMO_STORE := .lookalike/demo-store
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup model demo test bench clean layers
+.PHONY: setup model demo test bench clean layers evaluate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: setup
 # The Lambda layer archives (core, deps for manylinux2014_x86_64 / cp311, model) that `pulumi up` deploys.
 layers: setup
 	$(BIN)/python -m layers.build --out build/layers
+
+# The offline evaluation report (docs/EVALUATION.md, ~35 min on 2 cores, ~18 min more per model):
+# make evaluate FINETUNED="seed-0.onnx seed-1.onnx seed-2.onnx"
+evaluate: setup
+	$(BIN)/lookalike evaluate $(foreach model,$(FINETUNED),--model-finetuned $(model)) --out docs/EVALUATION.md
 
 bench: setup
 	$(BIN)/python bench/search_latency.py

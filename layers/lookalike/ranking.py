@@ -52,13 +52,15 @@ def rerank(
     if vectors is None:
         raise ValueError("near-duplicate collapse needs the candidates' vectors")
     ranked: list[Hit] = []
-    kept_vectors: list[np.ndarray] = []
+    kept_vectors: np.ndarray | None = None  # (k, d), the first len(ranked) rows filled
     for hit in eligible:
         if len(ranked) == k:
             break
         vector = vectors[hit.id]
-        if kept_vectors and float(np.max(np.stack(kept_vectors) @ vector)) >= policy.dedupe_threshold:
+        if ranked and float(np.max(kept_vectors[: len(ranked)] @ vector)) >= policy.dedupe_threshold:
             continue
+        if kept_vectors is None:
+            kept_vectors = np.empty((k, len(vector)), dtype=np.float32)
+        kept_vectors[len(ranked)] = vector
         ranked.append(hit)
-        kept_vectors.append(vector)
     return ranked
