@@ -10,9 +10,11 @@ Either ends in L2 normalization, so the store's inner products stay cosines.
 
 InfoNCE with in-batch negatives: each anchor's positive must win a softmax over every positive
 in the batch (and, for click pairs, over the results that were shown but not clicked), and
-symmetrically each positive must pick its anchor. Columns holding the same image as the row's
-own positive are masked: they are not negatives. The temperature is learnt (as CLIP does) and
-clamped, because an unbounded temperature lets the loss fall by sharpening instead of learning.
+symmetrically each positive must pick its anchor. Two pairs of a batch that share an image
+(a query clicked twice, an image that is also another pair's positive, an augmentation pair
+of a click pair's query) are not each other's negatives: those entries are masked. The
+temperature is learnt (as CLIP does) and clamped, because an unbounded temperature lets the
+loss fall by sharpening instead of learning.
 """
 
 import math
@@ -67,18 +69,21 @@ class InfoNCE(nn.Module):
         self,
         anchors: torch.Tensor,
         positives: torch.Tensor,
+        anchor_ids: torch.Tensor,
         positive_ids: torch.Tensor,
         weights: torch.Tensor,
         hard_negatives: torch.Tensor | None = None,
         hard_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """anchors, positives: (b, d) unit rows; positive_ids: (b,) image ids; weights: (b,);
-        hard_negatives: (b, m, d) with hard_mask (b, m) True where a negative is real."""
+        """anchors, positives: (b, d) unit rows; anchor_ids, positive_ids: (b,) their images;
+        weights: (b,); hard_negatives: (b, m, d) with hard_mask (b, m) True where a negative is real."""
         scale = self._scale()
         logits = scale * anchors @ positives.T
-        same_image = positive_ids[:, None] == positive_ids[None, :]
-        duplicate = same_image & ~torch.eye(len(anchors), dtype=torch.bool)
-        logits = logits.masked_fill(duplicate, float("-inf"))
+        shared = torch.zeros_like(logits, dtype=torch.bool)
+        for ours in (anchor_ids, positive_ids):
+            for theirs in (anchor_ids, positive_ids):
+                shared |= ours[:, None] == theirs[None, :]
+        logits = logits.masked_fill(shared & ~torch.eye(len(anchors), dtype=torch.bool), float("-inf"))
         targets = torch.arange(len(anchors))
         forward_logits = logits
         if hard_negatives is not None and hard_negatives.shape[1]:

@@ -8,8 +8,13 @@ so a trial costs milliseconds, not a pass over the images:
   same class is relevant (mAP);
 - crop_top1: each image's half-area crop queries the whole images; the fraction whose source
   ranks first (instance matching, the copy-detection side a head must not lose).
+Training scores the head on them every `eval_every` steps and keeps the best one (early
+stopping): the step count that suits 200 click pairs overfits long before the one that suits
+16,000 class pairs, and this choice is made on held-out training images, not on a test set.
 The official figures come from `lookalike evaluate` on the validation split, never from here.
 """
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,3 +45,23 @@ def retrieval_metrics(whole: np.ndarray, box: np.ndarray, half: np.ndarray, labe
         "fragment_map": mean_average_precision(box @ whole.T, same_class),
         "crop_top1": float(((half @ whole.T).argmax(axis=1) == np.arange(len(labels))).mean()),
     }
+
+
+class HeldOut:
+    """Held-out images as base-model probe features (n, 3, d) and their classes."""
+
+    def __init__(self, probes: np.ndarray, classes: list[str]) -> None:
+        self.probes = probes
+        self.labels = np.unique(classes, return_inverse=True)[1]
+
+    def metrics(self, encode: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, float]:
+        """Through `encode` ((m, d) base features -> unit-length embeddings); None: the backbone's own."""
+        n, views, dim = self.probes.shape
+        flat = self.probes.reshape(n * views, dim)
+        embedded = (flat if encode is None else encode(flat)).reshape(n, views, -1)
+        return retrieval_metrics(*embedded.transpose(1, 0, 2), self.labels)
+
+    def score(self, encode: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+        """What early stopping maximises: the mean of the two mAPs the acceptance test compares."""
+        metrics = self.metrics(encode)
+        return (metrics["category_map"] + metrics["fragment_map"]) / 2

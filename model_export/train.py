@@ -29,6 +29,7 @@ write the same bytes.
 """
 
 import argparse
+import copy
 import dataclasses
 import hashlib
 import json
@@ -36,7 +37,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ from model_export.data import (
 from model_export.encoders import CachedEncoder, LiveEncoder
 from model_export.features import cached_features, decode
 from model_export.head import HEADS, InfoNCE, ProjectionHead
-from model_export.heldout import retrieval_metrics
+from model_export.heldout import HeldOut
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
 MODEL_FILENAME = "model.onnx"
@@ -99,6 +100,7 @@ class Hyperparameters:
     holdout: int = 0  # images per class kept out of training for choosing hyperparameters
     unfreeze_blocks: int = 0
     checkpoint_every: int = 250
+    eval_every: int = 50  # steps between held-out scores (early stopping; needs holdout > 0); 0: off
     threads: int = 0  # 0: all cores
 
     def augment(self) -> AugmentConfig:
@@ -153,11 +155,11 @@ class TrainResult:
 def parse_hyperparameters(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Hyperparameters:
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for field in dataclasses.fields(Hyperparameters):
-        kind = {bool: _boolean, int: int, float: float, str: str}[type(field.default)]
-        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=field.default)
+    for option in dataclasses.fields(Hyperparameters):
+        kind = {bool: _boolean, int: int, float: float, str: str}[type(option.default)]
+        parser.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name, type=kind, default=option.default)
     from_sagemaker = json.loads(environ.get("SM_HPS") or "{}")
-    known = {field.name for field in dataclasses.fields(Hyperparameters)}
+    known = {option.name for option in dataclasses.fields(Hyperparameters)}
     unknown = {key.replace("-", "_") for key in from_sagemaker} - known
     if unknown:
         parser.error(f"SM_HPS has unknown hyperparameters: {', '.join(sorted(unknown))}")
@@ -201,9 +203,11 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
     else:
         encoder = CachedEncoder(cached_features(dataset.images, views, base, paths.feature_cache, progress))
     # Measured through the cached features of the frozen backbone, so not for an unfrozen one.
-    probes = None
+    heldout = None
     if held_out and not hp.unfreeze_blocks:
         probes = cached_features(held_out, ProbeViews(), base, paths.feature_cache, progress)
+        heldout = HeldOut(probes, [image.label for image in held_out])
+    stopping = heldout is not None and hp.eval_every > 0
     features_seconds = time.perf_counter() - started
 
     torch.manual_seed(hp.seed)
@@ -219,24 +223,32 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
     modules = {"head": head, "loss": loss_fn, "optimizer": optimizer, "schedule": schedule}
     if isinstance(encoder, LiveEncoder):
         modules["backbone"] = encoder.net.backbone
-    losses = _resume(paths.checkpoint_dir, hp, modules)
+    run = _resume(paths.checkpoint_dir, hp, modules)
+    if stopping and not run.curve:
+        run.record(0, _score(heldout, head), head)
 
     training_started = time.perf_counter()
-    bar = tqdm(total=hp.steps, initial=len(losses), desc="training", unit="step", file=sys.stderr, disable=not progress)
-    for step in range(len(losses), hp.steps):
+    bar = tqdm(
+        total=hp.steps, initial=len(run.losses), desc="training", unit="step", file=sys.stderr, disable=not progress
+    )
+    for step in range(len(run.losses), hp.steps):
         loss = _batch_loss(sampler.batch(step), encoder, head, loss_fn)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
-        losses.append(loss.item())
+        run.losses.append(loss.item())
         bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", temperature=f"{loss_fn.temperature:.3f}")
+        bar.set_postfix(loss=f"{run.losses[-1]:.3f}", temperature=f"{loss_fn.temperature:.3f}")
+        if stopping and ((step + 1) % hp.eval_every == 0 or step + 1 == hp.steps):
+            run.record(step + 1, _score(heldout, head), head)
         if (step + 1) % hp.checkpoint_every == 0 or step + 1 == hp.steps:
-            _save_checkpoint(paths.checkpoint_dir, hp, modules, losses)
+            _save_checkpoint(paths.checkpoint_dir, hp, modules, run)
     bar.close()
     training_seconds = time.perf_counter() - training_started
 
+    if stopping:
+        head.load_state_dict(run.best_head)
     head.eval()
     live = isinstance(encoder, LiveEncoder)
     backbone = encoder.net.backbone if live else export_onnx.load_backbone(base.info.input_size)
@@ -250,7 +262,7 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
         "pairs": source,
         "training_images": len(dataset.images),
         "click_pairs": int(len(dataset.pair_queries)),
-        "final_loss": float(np.mean(losses[-max(1, hp.steps // 20) :])),
+        "final_loss": float(np.mean(run.losses[-max(1, hp.steps // 20) :])),
         "temperature": loss_fn.temperature,
         "parity_max_abs_diff": parity,
         "seconds": {
@@ -260,10 +272,41 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
         },
         "hyperparameters": asdict(hp),
     }
-    if probes is not None:
-        metrics["heldout"] = _heldout(probes, [image.label for image in held_out], head)
-    _write_outputs(paths.output_dir, metrics, losses)
-    return TrainResult(model_path, version, losses, metrics)
+    if heldout is not None:
+        metrics["heldout"] = {"backbone": heldout.metrics(), "finetuned": heldout.metrics(_encode(head))}
+    if stopping:
+        metrics.update(best_step=run.best_step, heldout_curve=run.curve)
+    _write_outputs(paths.output_dir, metrics, run)
+    return TrainResult(model_path, version, run.losses, metrics)
+
+
+@dataclass
+class _Run:
+    """What a checkpoint carries besides the modules: the loss per step, the held-out score
+    every eval_every steps, and the best-scoring head so far (exported in the end)."""
+
+    losses: list[float] = field(default_factory=list)
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int = 0
+    best_head: dict | None = None
+
+    def record(self, step: int, score: float, head: ProjectionHead) -> None:
+        if not self.curve or score > max(value for _, value in self.curve):
+            self.best_step = step
+            self.best_head = copy.deepcopy(head.state_dict())
+        self.curve.append((step, score))
+
+
+def _encode(head: ProjectionHead):
+    def encode(features: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return head(torch.from_numpy(features)).numpy()
+
+    return encode
+
+
+def _score(heldout: HeldOut, head: ProjectionHead) -> float:
+    return heldout.score(_encode(head))
 
 
 def _read_data(hp: Hyperparameters, paths: Paths) -> tuple[TrainingSet, list[TrainImage]]:
@@ -288,8 +331,9 @@ def _batch_loss(
     if real.any():
         rows = np.where(real, batch.negative_rows, 0)
         negatives = head(encoder(rows.ravel(), np.zeros(rows.size, dtype=np.int64))).reshape(*rows.shape, -1)
-    positive_ids, weights = torch.from_numpy(batch.positive_rows), torch.from_numpy(batch.weights).float()
-    return loss_fn(anchors, positives, positive_ids, weights, negatives, torch.from_numpy(real))
+    anchor_ids, positive_ids = torch.from_numpy(batch.anchor_rows), torch.from_numpy(batch.positive_rows)
+    weights = torch.from_numpy(batch.weights).float()
+    return loss_fn(anchors, positives, anchor_ids, positive_ids, weights, negatives, torch.from_numpy(real))
 
 
 def _write_model(payload: bytes, directory: Path) -> Path:
@@ -315,23 +359,23 @@ def _fingerprint(hp: Hyperparameters) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
-def _resume(directory: Path, hp: Hyperparameters, modules: dict) -> list[float]:
-    """The losses so far, with every module restored, when the checkpoint is of this very run."""
+def _resume(directory: Path, hp: Hyperparameters, modules: dict) -> _Run:
+    """The run so far, with every module restored, when the checkpoint is of this very run."""
     path = directory / CHECKPOINT_FILENAME
     if not path.is_file():
-        return []
+        return _Run()
     state = torch.load(path, weights_only=False)
     if state["fingerprint"] != _fingerprint(hp):
-        return []
+        return _Run()
     for name, module in modules.items():
         module.load_state_dict(state[name])
-    return list(state["losses"])
+    return _Run(**state["run"])
 
 
-def _save_checkpoint(directory: Path, hp: Hyperparameters, modules: dict, losses: list[float]) -> None:
+def _save_checkpoint(directory: Path, hp: Hyperparameters, modules: dict, run: _Run) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     state = {name: module.state_dict() for name, module in modules.items()}
-    state.update(fingerprint=_fingerprint(hp), losses=losses)
+    state.update(fingerprint=_fingerprint(hp), run=asdict(run))
     partial = directory / f".{CHECKPOINT_FILENAME}.{os.getpid()}.tmp"
     torch.save(state, partial)
     os.replace(partial, directory / CHECKPOINT_FILENAME)
@@ -360,18 +404,7 @@ def _parity(net: torch.nn.Module, model_path: Path, images, base: Embedder) -> f
     return difference
 
 
-def _heldout(probes: np.ndarray, classes: list[str], head: ProjectionHead) -> dict:
-    """Held-out metrics of the raw backbone and of the trained head, on the same probe views."""
-    labels = np.unique(classes, return_inverse=True)[1]
-    with torch.no_grad():
-        projected = head(torch.from_numpy(probes.reshape(-1, probes.shape[2]))).numpy().reshape(len(probes), 3, -1)
-    return {
-        "backbone": retrieval_metrics(*probes.transpose(1, 0, 2), labels),
-        "finetuned": retrieval_metrics(*projected.transpose(1, 0, 2), labels),
-    }
-
-
-def _write_outputs(directory: Path, metrics: dict, losses: list[float]) -> None:
+def _write_outputs(directory: Path, metrics: dict, run: _Run) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -379,15 +412,22 @@ def _write_outputs(directory: Path, metrics: dict, losses: list[float]) -> None:
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    rows = "".join(f"{step},{loss:.6f}\n" for step, loss in enumerate(losses))
+    rows = "".join(f"{step},{loss:.6f}\n" for step, loss in enumerate(run.losses))
     (directory / "loss.csv").write_text("step,loss\n" + rows)
-    window = max(1, len(losses) // 50)
-    smoothed = np.convolve(losses, np.ones(window) / window, mode="valid")
-    figure, axes = pyplot.subplots(figsize=(6, 3.5))
-    axes.plot(losses, alpha=0.3, label="per step")
-    axes.plot(np.arange(len(smoothed)) + window - 1, smoothed, label=f"mean of {window}")
+    window = max(1, len(run.losses) // 50)
+    smoothed = np.convolve(run.losses, np.ones(window) / window, mode="valid")
+    figure, axes = pyplot.subplots(figsize=(7, 3.5))
+    axes.plot(run.losses, alpha=0.3, label="loss per step")
+    axes.plot(np.arange(len(smoothed)) + window - 1, smoothed, label=f"loss, mean of {window}")
     axes.set(xlabel="step", ylabel="InfoNCE loss", title=f"fine-tuning {metrics['version']}")
-    axes.legend()
+    axes.legend(loc="upper left")
+    if run.curve:
+        steps, scores = zip(*run.curve)
+        score_axes = axes.twinx()
+        score_axes.plot(steps, scores, "o-", color="tab:green", markersize=3, label="held-out mean mAP")
+        score_axes.axvline(run.best_step, color="tab:green", linestyle=":", label=f"best, step {run.best_step}")
+        score_axes.set(ylabel="held-out (category + fragment mAP) / 2")
+        score_axes.legend(loc="upper right")
     figure.tight_layout()
     figure.savefig(directory / "loss.png", dpi=100)
     pyplot.close(figure)

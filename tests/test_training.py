@@ -22,7 +22,16 @@ from model_export.heldout import mean_average_precision
 from photos import PHOTOS, photo
 
 SMOKE = train.Hyperparameters(
-    steps=40, batch_size=32, hidden=64, dim=32, views=3, classes=4, per_class=10, holdout=3, checkpoint_every=20
+    steps=40,
+    batch_size=32,
+    hidden=64,
+    dim=32,
+    views=3,
+    classes=4,
+    per_class=10,
+    holdout=3,
+    checkpoint_every=20,
+    eval_every=10,
 )
 
 
@@ -59,7 +68,7 @@ def channels(tmp_path_factory):
         for a, b in zip(keys, keys[1:] + keys[:1]):
             weight = 1.0 + len(lines) % 3
             lines.append({"query": a, "positive": b, "negatives": other[:2], "weight": weight, "sessions": 3})
-    missing = {"query": "missing.jpg", "positive": by_class[labels[0]][0], "negatives": [], "weight": 1.0, "sessions": 2}
+    missing = {"query": "gone.jpg", "positive": by_class[labels[0]][0], "negatives": [], "weight": 1.0, "sessions": 2}
     lines.append(missing)
     (clicks / "pairs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return {"clicks": clicks, "gallery": gallery}
@@ -96,13 +105,30 @@ def test_click_pairs_were_used_and_the_missing_key_skipped(first):
 def test_checkpoint_and_outputs_are_written(first):
     root, result = first
     checkpoint = torch.load(root / "checkpoints" / train.CHECKPOINT_FILENAME, weights_only=False)
-    assert len(checkpoint["losses"]) == SMOKE.steps
+    assert len(checkpoint["run"]["losses"]) == SMOKE.steps
     assert {"head", "loss", "optimizer", "schedule"} <= set(checkpoint)
     metrics = json.loads((root / "output" / "metrics.json").read_text())
     assert metrics["version"] == result.version
     assert set(metrics["heldout"]) == {"backbone", "finetuned"}
     assert len((root / "output" / "loss.csv").read_text().splitlines()) == SMOKE.steps + 1
     assert (root / "output" / "loss.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_best_head_on_held_out_images_is_kept(first):
+    _, result = first
+    curve = result.metrics["heldout_curve"]
+    assert [step for step, _ in curve] == [0, 10, 20, 30, 40]
+    assert result.metrics["best_step"] == max(curve, key=lambda point: point[1])[0]
+
+
+def test_a_run_remembers_its_best_head():
+    run, head = train._Run(), ProjectionHead("mlp", 4, 4, 2)
+    run.record(0, 0.2, head)
+    with torch.no_grad():
+        head.inner.weight.add_(1.0)
+    run.record(10, 0.1, head)
+    assert run.best_step == 0 and run.curve == [(0, 0.2), (10, 0.1)]
+    assert not torch.equal(run.best_head["inner.weight"], head.inner.weight), "the worse head replaced the best"
 
 
 def test_export_loads_in_the_core_with_the_metadata_it_reads(first, model_path):
@@ -132,7 +158,7 @@ def test_onnxruntime_matches_pytorch_rebuilt_from_the_checkpoint(first):
     root, result = first
     checkpoint = torch.load(root / "checkpoints" / train.CHECKPOINT_FILENAME, weights_only=False)
     head = ProjectionHead(SMOKE.head, 1280, SMOKE.hidden, SMOKE.dim)
-    head.load_state_dict(checkpoint["head"])
+    head.load_state_dict(checkpoint["run"]["best_head"])
     net = export_onnx.EmbeddingNet(export_onnx.load_backbone(), head=head.eval()).eval()
     pixels = _pixels(sorted(PHOTOS))
     with torch.no_grad():
@@ -163,7 +189,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(first, tmp_p
     with pytest.raises(KeyboardInterrupt):
         train.train(SMOKE, run_paths, progress=False)
     checkpoint = torch.load(tmp_path / "checkpoints" / train.CHECKPOINT_FILENAME, weights_only=False)
-    assert len(checkpoint["losses"]) == 20
+    assert len(checkpoint["run"]["losses"]) == 20
     monkeypatch.setattr(PairSampler, "batch", real_batch)
     resumed = train.train(SMOKE, run_paths, progress=False)
     assert resumed.losses == result.losses
@@ -247,19 +273,22 @@ def test_the_seed_decides_the_batches():
     assert not np.array_equal(batches[0].anchor_rows, batches[1].anchor_rows)
 
 
-def test_infonce_prefers_aligned_pairs_and_masks_the_same_image():
+def test_infonce_prefers_aligned_pairs_and_masks_pairs_sharing_an_image():
     loss = InfoNCE(0.1, learn=False)
     rows = torch.nn.functional.normalize(torch.eye(4, 8) + 0.01, dim=1)
-    ones = torch.ones(4)
-    aligned = loss(rows, rows, torch.arange(4), ones)
-    shuffled = loss(rows, rows.roll(1, dims=0), torch.arange(4), ones)
+    ones, queries, results = torch.ones(4), torch.arange(10, 14), torch.arange(4)
+    aligned = loss(rows, rows, queries, results, ones)
+    shuffled = loss(rows, rows.roll(1, dims=0), queries, results, ones)
     assert aligned < 0.1 < shuffled
-    duplicates = torch.stack([rows[0], rows[0], rows[2], rows[3]])
-    masked = loss(duplicates, duplicates, torch.tensor([0, 0, 2, 3]), ones)
-    unmasked = loss(duplicates, duplicates, torch.arange(4), ones)
-    assert masked < 0.1 < unmasked, "a batch's second copy of an image was treated as a negative"
+    twice = torch.stack([rows[0], rows[0], rows[2], rows[3]])  # pairs 0 and 1 look alike...
+    unrelated = loss(twice, twice, queries, results, ones)
+    assert unrelated > 0.1, "pairs of different images that look alike must be told apart"
+    # ...and are not negatives of each other when they share an image, on either side.
+    same_result, query_is_a_result = (queries, torch.tensor([0, 0, 2, 3])), (torch.tensor([10, 0, 12, 13]), results)
+    for shared_queries, shared_results in (same_result, query_is_a_result):
+        assert loss(twice, twice, shared_queries, shared_results, ones) < 0.1
     hard = rows[[1, 0, 3, 2]].unsqueeze(1)
-    assert loss(rows, rows, torch.arange(4), ones, hard, torch.ones(4, 1, dtype=torch.bool)) > aligned
+    assert loss(rows, rows, queries, results, ones, hard, torch.ones(4, 1, dtype=torch.bool)) > aligned
 
 
 def test_temperature_is_learnt_within_its_clamp():
