@@ -36,6 +36,7 @@ from bench.composites import SCENE_SIDE, encode_jpeg, load_scenes, scene_paths, 
 from lookalike.config import default_model_path
 from lookalike.datasets import LabelledImage, tiny_imagenet_val
 from lookalike.embedding import Embedder
+from lookalike import metrics
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
@@ -109,13 +110,10 @@ def fragments_benchmark(
         name = "with regions" if regions else "whole image only"
         index = build(gallery, work / f"fragments-store-{regions}", embedder, regions)
         results = ranked(index.service, [image.data for image in objects], name)
-        ranks = [
-            next((rank for rank, hit in enumerate(hits, 1) if hit == f"composites/{i:04d}.jpg"), None)
-            for i, hits in enumerate(results)
-        ]
-        mrr = np.mean([1 / rank if rank else 0.0 for rank in ranks])
-        at1 = np.mean([rank == 1 for rank in ranks])
-        at10 = np.mean([rank is not None for rank in ranks])
+        found = [[int(hit == f"composites/{i:04d}.jpg") for hit in hits] for i, hits in enumerate(results)]
+        mrr = metrics.mean_reciprocal_rank(found)
+        at1 = np.mean([metrics.recall_at_k(ranked, 1, 1) for ranked in found])
+        at10 = np.mean([metrics.recall_at_k(ranked, 1, 10) for ranked in found])
         rows.append(f"  {name:<16} MRR@10 {mrr:.3f}   recall@1 {at1:.1%}   recall@10 {at10:.1%}")
         costs.append(cost_line(name, index, images))
     print("\n".join(rows))
@@ -138,8 +136,9 @@ def category_benchmark(
         name = "with regions" if regions else "whole image only"
         index = build(gallery, work / f"category-store-{regions}", embedder, regions)
         results = ranked(index.service, [image.data for image in queries], name)
-        precision = np.mean([np.mean([labels[hit] == q.label for hit in hits]) for q, hits in zip(queries, results)])
-        top1 = np.mean([labels[hits[0]] == q.label for q, hits in zip(queries, results)])
+        same_class = [[int(labels[hit] == query.label) for hit in hits] for query, hits in zip(queries, results)]
+        precision = np.mean([metrics.precision_at_k(ranked, 10) for ranked in same_class])
+        top1 = np.mean([metrics.precision_at_k(ranked, 1) for ranked in same_class])
         rows.append(f"  {name:<16} precision@10 {precision:.1%}   top-1 same class {top1:.1%}")
         costs.append(cost_line(name, index, len(gallery_images)))
     print("\n".join(rows))
