@@ -79,28 +79,28 @@ BACKBONE_LR_FACTOR = 0.1
 @dataclass(frozen=True)
 class Hyperparameters:
     seed: int = 0
-    steps: int = 1500
+    steps: int = 600
     batch_size: int = 512
-    lr: float = 1e-3
+    lr: float = 1e-4
     weight_decay: float = 1e-4
     warmup: float = 0.05  # fraction of the steps with a linearly rising learning rate, then cosine decay
-    head: str = "mlp"
+    head: str = "residual"
     hidden: int = 512
     dim: int = 256  # the embedding width of an "mlp" head; a "residual" head keeps the backbone's
     temperature: float = 0.07  # initial value when learnt
     learn_temperature: bool = True
     pairs: str = "auto"  # clicks | classes | none | auto (clicks when there are any, else classes)
     aug_fraction: float = 0.5
-    hard_negatives: int = 4
+    hard_negatives: int = 0  # per click pair, of its shown-but-not-clicked results
     views: int = 4  # per image: the image itself and views - 1 augmentations
     view_seed: int = 0  # seeds the augmentations, separately from `seed`, so seeds share the feature cache
     crop_area_min: float = 0.1
     classes: int = 0  # the first N classes of the training tar (0: all)
     per_class: int = 100
-    holdout: int = 0  # images per class kept out of training for choosing hyperparameters
+    holdout: int = 20  # images per class kept out of training: early stopping and hyperparameters
     unfreeze_blocks: int = 0
     checkpoint_every: int = 250
-    eval_every: int = 50  # steps between held-out scores (early stopping; needs holdout > 0); 0: off
+    eval_every: int = 25  # steps between held-out scores (early stopping; needs holdout > 0); 0: off
     threads: int = 0  # 0: all cores
 
     def augment(self) -> AugmentConfig:

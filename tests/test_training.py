@@ -22,6 +22,8 @@ from model_export.heldout import mean_average_precision
 from photos import PHOTOS, photo
 
 SMOKE = train.Hyperparameters(
+    head="mlp",  # the projection to another width exercises the metadata's dim
+    lr=1e-3,
     steps=40,
     batch_size=32,
     hidden=64,
