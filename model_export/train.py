@@ -1,6 +1,6 @@
 """Contrastive fine-tuning of the embedder: the SageMaker-style training entry point.
 
-    python -m model_export.train [--seed 0] [--steps 1500] [--head mlp] ...   (from the repository root)
+    python -m model_export.train [--seed 0] [--steps 600] [--head residual] ...   (from the repository root)
 
 SageMaker conventions, so the same script runs as a SageMaker training job and on a laptop:
 hyperparameters come from `--name value` arguments over `SM_HPS` (a JSON object) over the
@@ -24,8 +24,9 @@ The pretrained backbone stays frozen by default and its features are computed on
 cores. `--unfreeze-blocks N` also trains the backbone's last N blocks, rendering and running
 every view at every step: a GPU's job. Pairs: clicks when the clicks channel has any, otherwise
 same-class pairs of the training tar as the stand-in (`--pairs` forces either), always mixed
-with augmentation pairs. Everything random is seeded: two runs with the same hyperparameters
-write the same bytes.
+with augmentation pairs. The head exported is the one that scored best on held-out training
+images (early stopping, model_export.heldout). Everything random is seeded: two runs with the
+same hyperparameters (and thread count) write the same bytes. Measurements: docs/TRAINING.md.
 """
 
 import argparse
@@ -221,7 +222,8 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr, weight_decay=hp.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, hp))
     modules = {"head": head, "loss": loss_fn, "optimizer": optimizer, "schedule": schedule}
-    if isinstance(encoder, LiveEncoder):
+    live = isinstance(encoder, LiveEncoder)
+    if live:
         modules["backbone"] = encoder.net.backbone
     run = _resume(paths.checkpoint_dir, hp, modules)
     if stopping and not run.curve:
@@ -250,7 +252,6 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
     if stopping:
         head.load_state_dict(run.best_head)
     head.eval()
-    live = isinstance(encoder, LiveEncoder)
     backbone = encoder.net.backbone if live else export_onnx.load_backbone(base.info.input_size)
     net = export_onnx.EmbeddingNet(backbone, head=head).eval()
     version = _version(net)
