@@ -64,6 +64,8 @@ def test_the_new_store_answers_queries_of_the_new_model_only(indexed, other_mode
     assert json.loads(capsys.readouterr().out)["results"][0]["id"] == "cats/chelsea.JPEG"
     assert main(["index", str(gallery), "--store", str(store), "--model", str(model_path)]) == 2
     assert "model version" in capsys.readouterr().err, "the store took vectors of the old model"
+    assert main(["search", str(query), "--store", str(store), "--model", str(model_path)]) == 2
+    assert "model version" in capsys.readouterr().err, "the old model's queries were ranked against the new vectors"
 
 
 def test_a_staging_store_of_another_model_is_discarded(indexed, other_model, model_path):

@@ -9,6 +9,7 @@ from lookalike.indexing import Indexer
 from lookalike.ranking import RankingPolicy
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
+from lookalike.stores.base import ModelVersionMismatchError
 from lookalike.stores.faiss_store import FaissStore
 from photos import encode, photo, write_gallery
 
@@ -121,3 +122,10 @@ def test_policy_threshold_none_keeps_duplicates(gallery, embedder):
     _, store = gallery
     service = SearchService(embedder, store, RankingPolicy(dedupe_threshold=None))
     assert len(service.search_one(Query(encode(photo("retina"))), k=7)) == 7
+
+
+def test_a_store_of_another_model_is_refused_before_any_query(tmp_path, embedder):
+    with FaissStore(tmp_path / "store", model_version="another-model") as store:
+        store.persist()
+        with pytest.raises(ModelVersionMismatchError, match="another-model"):
+            SearchService(embedder, store)

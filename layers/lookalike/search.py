@@ -37,7 +37,11 @@ class SearchResult:
 
 
 class SearchService:
-    """The whole query pipeline over one embedder and one store; safe to share between threads."""
+    """The whole query pipeline over one embedder and one store; safe to share between threads.
+
+    Refuses (ModelVersionMismatchError) a store built by another model version: its vectors
+    would be compared with the query's as if alike and rank nonsense without any error.
+    """
 
     def __init__(
         self,
@@ -46,6 +50,7 @@ class SearchService:
         policy: RankingPolicy = RankingPolicy(),
         batch_size: int = 32,
     ) -> None:
+        store.check_model_version(embedder.info.version)
         self.embedder = embedder
         self.store = store
         self.policy = policy

@@ -79,8 +79,6 @@ class CloudEnvironment:
 
     @cached_property
     def search_service(self) -> SearchService:
-        # Vectors of another model would be compared with the query's as if alike: refuse at start.
-        self.store.check_model_version(self.embedder.info.version)
         return SearchService(self.embedder, self.store)
 
     @cached_property
