@@ -125,7 +125,8 @@ def serverless(tmp_path_factory):
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory):
     settings = OpenSearchSettings(
-        mode="domain", instance_type="r6g.large.search", instance_count=2, volume_gb=40, master_user_arn=MASTER_USER
+        mode="domain", instance_type="r6g.large.search", instance_count=2, volume_gb=40, master_user_arn=MASTER_USER,
+        index="gallery-ft1",  # a non-default name, as a model switch sets (docs/DEPLOY.md)
     )
     return build_stack(_config(tmp_path_factory.mktemp("domain"), "lkdomain", settings))
 
@@ -856,8 +857,8 @@ def test_environment_points_at_this_stacks_resources(stack):
         environment, endpoint, gallery, query, queue_url, events, service = values
         variables = environment["variables"]
         expected = {
-            "OPENSEARCH_ENDPOINT": endpoint, "OPENSEARCH_SERVICE": service, "GALLERY_BUCKET": gallery,
-            "QUERY_BUCKET": query, "INDEX_QUEUE_URL": queue_url, "EVENTS_TABLE": events,
+            "OPENSEARCH_ENDPOINT": endpoint, "OPENSEARCH_SERVICE": service, "OPENSEARCH_INDEX": v.index,
+            "GALLERY_BUCKET": gallery, "QUERY_BUCKET": query, "INDEX_QUEUE_URL": queue_url, "EVENTS_TABLE": events,
         }  # fmt: skip
         wrong = {key: variables.get(key) for key, value in expected.items() if variables.get(key) != value}
         assert not wrong, f"environment variables point elsewhere: {wrong}"
@@ -867,6 +868,16 @@ def test_environment_points_at_this_stacks_resources(stack):
         stack.functions["search"].function.environment, v.endpoint, stack.gallery.bucket.bucket,
         stack.query.bucket.bucket, stack.feed.queue.url, stack.tables.events.name, v.service,
     ).apply(check)  # fmt: skip
+
+
+@pulumi.runtime.test
+def test_every_function_uses_the_configured_index(stack):
+    def check(values):
+        index, *environments = values
+        used = {name: environment["variables"].get("OPENSEARCH_INDEX") for name, environment in zip(FUNCTIONS, environments)}
+        assert set(used.values()) == {index}, f"functions use indexes {used}, configured {index!r}: a model switch would mix them"
+
+    return pulumi.Output.all(stack.vectors.index, *[stack.functions[n].function.environment for n in FUNCTIONS]).apply(check)
 
 
 def test_opensearch_service_matches_the_mode(serverless, domain):
