@@ -1,6 +1,7 @@
 """Indexing with region vectors: a photo's suggested fragments become extra vectors of that photo,
 so a query showing one object finds the room it sits in."""
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -89,6 +90,24 @@ def test_lookalike_index_regions(gallery, tmp_path, model_path, monkeypatch, cap
     assert main(["index", str(gallery), "--store", str(store_path), "--regions"]) == 0
     assert "unchanged 10" in capsys.readouterr().err
     assert region_rows(store_path) == first  # skipped images keep their regions
+
+
+def test_the_store_remembers_it_was_indexed_with_regions(gallery, tmp_path, model_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOOKALIKE_MODEL", str(model_path))
+    folder, store_path = tmp_path / "gallery", tmp_path / "cli-store"
+    shutil.copytree(gallery, folder)
+    assert main(["index", str(folder), "--store", str(store_path), "--regions"]) == 0
+    (folder / "rooms" / "7.jpg").write_bytes(encode(room(7), quality=90))
+    assert main(["index", str(folder), "--store", str(store_path)]) == 0
+    assert "rooms/7.jpg" in region_rows(store_path), "a later index run without the flag dropped regions"
+    before = region_rows(store_path)
+    assert main(["reindex", "--store", str(store_path)]) == 0
+    assert region_rows(store_path) == before, "reindex without the flag lost the region vectors"
+    assert main(["reindex", "--store", str(store_path), "--no-regions"]) == 0
+    assert region_rows(store_path) == {}
+    assert main(["index", str(folder), "--store", str(store_path)]) == 0
+    assert region_rows(store_path) == {}, "--no-regions was not remembered"
+    capsys.readouterr()
 
 
 def test_regions_need_the_activation_output(tmp_path):

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,7 +31,10 @@ from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
 
 GALLERY_FILENAME = "gallery.json"
-REGIONS_HELP = "also index each image's suggested fragments, so a query of one object finds photos containing it"
+REGIONS_HELP = (
+    "also index each image's suggested fragments, so a query of one object finds photos containing it "
+    "(default: as the store was last indexed; --no-regions turns it off)"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,12 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     index = command("index", _index, "index every image under DIR; re-runs skip unchanged files and drop removed ones")
     index.add_argument("dir", type=Path, metavar="DIR")
     index.add_argument("--method", default="auto", help="k-NN method: auto (exact for small galleries), flat or hnsw")
-    index.add_argument("--regions", action="store_true", help=REGIONS_HELP)
+    index.add_argument("--regions", action=argparse.BooleanOptionalAction, default=None, help=REGIONS_HELP)
 
     reindex_help = "re-embed the whole gallery with --model into a new store, then swap it in (switching models)"
     reindex_parser = command("reindex", _reindex, reindex_help)
     reindex_parser.add_argument("dir", type=Path, nargs="?", metavar="DIR", help="default: the folder last indexed")
-    reindex_parser.add_argument("--regions", action="store_true", help=REGIONS_HELP)
+    reindex_parser.add_argument("--regions", action=argparse.BooleanOptionalAction, default=None, help=REGIONS_HELP)
 
     search = command("search", _search, "rank the gallery by similarity to each query image")
     search.add_argument("images", nargs="+", metavar="IMAGE")
@@ -74,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = command("serve", _serve, "serve the HTTP API (and, with --watch, index a drop folder as it changes)")
     serve.add_argument("--watch", type=Path, default=None, metavar="DIR")
-    serve.add_argument("--regions", action="store_true", help=f"with --watch: {REGIONS_HELP}")
+    serve.add_argument("--regions", action=argparse.BooleanOptionalAction, default=None, help=f"with --watch: {REGIONS_HELP}")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
@@ -145,14 +149,31 @@ def _embedder(args: argparse.Namespace) -> Embedder:
     return Embedder(path)
 
 
-def _gallery_root(store_path: Path) -> Path | None:
-    """The folder `lookalike index` last indexed into this store, where its images are read."""
-    record = store_path / GALLERY_FILENAME
-    return Path(json.loads(record.read_text())["root"]) if record.is_file() else None
+@dataclass(frozen=True)
+class GalleryRecord:
+    """How a store's gallery was last indexed (`<store>/gallery.json`): the folder its images are
+    read from, and whether region vectors were added, so that `serve`, `reindex` and later
+    `index` runs go on the same way without repeating flags (a reindex that forgot --regions
+    would silently drop every image's fragments)."""
+
+    root: Path
+    regions: bool = False
+
+    @classmethod
+    def read(cls, store_path: Path) -> "GalleryRecord | None":
+        path = store_path / GALLERY_FILENAME
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        return cls(Path(record["root"]), bool(record.get("regions", False)))
+
+    def write(self, store_path: Path) -> None:
+        (store_path / GALLERY_FILENAME).write_text(json.dumps({"root": str(self.root), "regions": self.regions}))
 
 
-def _remember_gallery(store_path: Path, root: Path) -> None:
-    (store_path / GALLERY_FILENAME).write_text(json.dumps({"root": str(root)}))
+def _regions(args: argparse.Namespace, record: GalleryRecord | None) -> bool:
+    """--regions / --no-regions when given, otherwise what the store was last indexed with."""
+    return args.regions if args.regions is not None else bool(record and record.regions)
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -160,22 +181,25 @@ def _index(args: argparse.Namespace) -> int:
         raise LookalikeError(f"{args.dir} is not a directory")
     store = _store(args, method=args.method)
     source = FolderSource(args.dir)
-    report = Indexer(source, _embedder(args), store, regions=args.regions).sync(progress=True)
-    _remember_gallery(store.path, source.root)
+    regions = _regions(args, GalleryRecord.read(store.path))
+    report = Indexer(source, _embedder(args), store, regions=regions).sync(progress=True)
+    GalleryRecord(source.root, regions).write(store.path)
     print(report.summary(), file=sys.stderr)
     return 0
 
 
 def _reindex(args: argparse.Namespace) -> int:
     store_path = Path(args.store or default_store_path())
-    root = args.dir or _gallery_root(store_path)
+    record = GalleryRecord.read(store_path)
+    root = args.dir or (record.root if record else None)
     if root is None:
         raise LookalikeError(f"no gallery folder is recorded in {store_path}: pass DIR")
     if not root.is_dir():
         raise LookalikeError(f"{root} is not a directory")
     source = FolderSource(root)
-    report = reindex(store_path, source, _embedder(args), regions=args.regions)
-    _remember_gallery(store_path, source.root)
+    regions = _regions(args, record)
+    report = reindex(store_path, source, _embedder(args), regions=regions)
+    GalleryRecord(source.root, regions).write(store_path)
     print(report.index.summary(), file=sys.stderr)
     print(
         f"store {store_path} now holds model version {report.new_version!r} (was {report.old_version!r}); "
@@ -223,7 +247,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     store = _store(args)
     embedder = _embedder(args)
-    root = args.watch or _gallery_root(store.path)
+    record = GalleryRecord.read(store.path)
+    root = args.watch or (record.root if record else None)
     if root is None:
         raise LookalikeError("no gallery folder: run `lookalike index DIR` first or pass --watch DIR")
     source = FolderSource(root)
@@ -231,9 +256,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.watch:
         from lookalike.watch import FolderWatcher
 
-        indexer = Indexer(source, embedder, store, regions=args.regions)
+        regions = _regions(args, record)
+        indexer = Indexer(source, embedder, store, regions=regions)
         print(indexer.sync(progress=True).summary(), file=sys.stderr)
-        _remember_gallery(store.path, source.root)
+        GalleryRecord(source.root, regions).write(store.path)
         watcher = FolderWatcher(source, indexer)
         watcher.start()
     proposer = Proposer(embedder) if embedder.has_activation_maps else None
@@ -339,7 +365,7 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     store_path = args.store or settings.store
     summary = simulate(settings, _embedder(args), store_path)
-    _remember_gallery(store_path, settings.gallery.resolve())
+    GalleryRecord(settings.gallery.resolve()).write(store_path)
     print(summary.text())
     print(engagement(SqliteEventLog(store_path / EVENTS_FILENAME).events()).table())
     return 0
