@@ -67,14 +67,31 @@ class Cloud:
         response = self.s3.put_object(Bucket=GALLERY_BUCKET, Key=key, Body=data, **extra)
         return self.notification("ObjectCreated:Put", key, size=len(data), etag=response["ETag"].strip('"'))
 
+    def retag(self, key: str, tags: dict[str, str]) -> dict:
+        """Replace an object's tags (none: DeleteObjectTagging); returns the ObjectTagging:Put or
+        :Delete notification (no sequencer: S3 gives one to PUTs and DELETEs of objects only)."""
+        if tags:
+            tag_set = [{"Key": name, "Value": value} for name, value in tags.items()]
+            self.s3.put_object_tagging(Bucket=GALLERY_BUCKET, Key=key, Tagging={"TagSet": tag_set})
+        else:
+            self.s3.delete_object_tagging(Bucket=GALLERY_BUCKET, Key=key)
+        etag = self.s3.head_object(Bucket=GALLERY_BUCKET, Key=key)["ETag"].strip('"')
+        return self.notification("ObjectTagging:Put" if tags else "ObjectTagging:Delete", key, etag=etag, sequenced=False)
+
     def delete(self, key: str) -> dict:
         self.s3.delete_object(Bucket=GALLERY_BUCKET, Key=key)
         return self.notification("ObjectRemoved:Delete", key)
 
-    def notification(self, event_name: str, key: str, *, size: int | None = None, etag: str | None = None) -> dict:
-        s3_object = {"key": quote_plus(key, safe="/"), "sequencer": f"{next(self.sequencers):018X}"}
+    def notification(
+        self, event_name: str, key: str, *, size: int | None = None, etag: str | None = None, sequenced: bool = True
+    ) -> dict:
+        s3_object = {"key": quote_plus(key, safe="/")}
+        if sequenced:
+            s3_object["sequencer"] = f"{next(self.sequencers):018X}"
         if size is not None:
-            s3_object |= {"size": size, "eTag": etag}
+            s3_object["size"] = size
+        if etag is not None:
+            s3_object["eTag"] = etag
         return {
             "Records": [
                 {

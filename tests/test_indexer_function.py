@@ -107,6 +107,18 @@ def test_the_ledger_alone_skips_a_duplicate_once_idempotency_forgot_it(cloud, in
     assert cloud.ledger("lamp.jpg")["revision"] == 1
 
 
+def test_a_tag_change_alone_reaches_the_index(cloud, indexer, loopback):  # noqa: F811
+    assert run(indexer, cloud.deliver(cloud.put("lamp.jpg", JPEG, tags={"room": "kitchen"}))) == []
+    index = OpenSearchStore.from_endpoint(loopback.url, "lookalike")
+    assert dict(index.get(["lamp.jpg"])[0].tags) == {"room": "kitchen"}
+    retagged = cloud.retag("lamp.jpg", {"room": "hall", "sale": "yes"})
+    assert run(indexer, cloud.deliver(retagged)) == []
+    assert dict(index.get(["lamp.jpg"])[0].tags) == {"room": "hall", "sale": "yes"}, "the new tags did not reach the index"
+    assert run(indexer, cloud.deliver(cloud.retag("lamp.jpg", {}))) == []
+    assert dict(index.get(["lamp.jpg"])[0].tags) == {}, "ObjectTagging:Delete left the tags (or the image) behind"
+    assert cloud.ledger("lamp.jpg")["state"] == "indexed"
+
+
 def test_a_removed_object_leaves_the_index(cloud, indexer, loopback):  # noqa: F811
     assert run(indexer, cloud.deliver(cloud.put("kitchen/lamp 1.jpg", JPEG))) == []
     removed = cloud.delete("kitchen/lamp 1.jpg")

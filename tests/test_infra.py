@@ -263,12 +263,13 @@ def test_index_queue_dead_letters_after_five_receives(stack):
 
 
 @pulumi.runtime.test
-def test_gallery_notifies_index_queue_on_create_and_remove(stack):
+def test_gallery_notifies_index_queue_on_create_remove_and_retag(stack):
     def check(values):
         notified_bucket, queues, gallery_id, queue_arn = values
         assert notified_bucket == gallery_id, f"the notification is on {notified_bucket}, not the gallery"
         assert [q["queue_arn"] for q in queues] == [queue_arn], f"the gallery notifies {queues}, not the index queue"
-        assert set(queues[0]["events"]) == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}, f"gallery events: {queues[0]['events']}"
+        expected = {"s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:ObjectTagging:*"}
+        assert set(queues[0]["events"]) == expected, f"gallery events: {queues[0]['events']}"
         assert not queues[0].get("filter_prefix") and not queues[0].get("filter_suffix"), "the gallery notification filters keys"
 
     n = stack.feed.notification

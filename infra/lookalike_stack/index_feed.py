@@ -12,7 +12,8 @@ import pulumi_aws as aws
 
 from . import policies
 
-GALLERY_EVENTS = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
+# Tagging too: tags filter searches, and a tag change alone sends no ObjectCreated.
+GALLERY_EVENTS = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:ObjectTagging:*")
 MAX_RECEIVES = 5
 # AWS recommends a visibility timeout of at least six times the consuming function's timeout, so
 # a message is not handed out again while a throttled or retried invocation still holds it.

@@ -1,13 +1,15 @@
 """Indexing: keep the vector store equal to the gallery.
 
 Delivery is at-least-once everywhere (a re-run, a watcher event twice, an S3 notification
-redelivered), so every operation here is idempotent: an image's id is its key, unchanged bytes
-(same content hash) are skipped, and removing an id that is gone already does nothing.
+redelivered), so every operation here is idempotent: an image's id is its key, an image whose
+bytes (content hash) and tags are both unchanged is skipped, and removing an id that is gone
+already does nothing. A change of tags alone re-indexes the image: tags filter searches, so a
+stale tag would show or hide it wrongly.
 
 With `regions=True` each image also gets region vectors: its suggested fragments (boxes from the
 same forward pass's activation map, lookalike.proposals), cropped and embedded, so that a query
 showing one object finds the photos where that object is only a part. Unchanged images are
-still skipped, so turning regions on for a gallery means indexing it into a new store.
+still skipped, so turning regions on for a gallery means `lookalike reindex --regions`.
 """
 
 import hashlib
@@ -24,7 +26,7 @@ from lookalike.errors import LookalikeError, NotFoundError
 from lookalike.images import SNIFF_BYTES, is_image, load_image
 from lookalike.proposals import propose
 from lookalike.sources import ImageSource
-from lookalike.stores.base import MAX_REGIONS, VectorStore
+from lookalike.stores.base import MAX_REGIONS, StoredImage, VectorStore
 
 # Committing every few hundred images bounds the work a crash can lose to one batch: a re-run
 # skips everything committed before it.
@@ -90,7 +92,7 @@ class Indexer:
             batch = keys[start : start + self.batch_size]
             # Only this batch's hashes: on OpenSearch, listing every image for each S3 event
             # would cost a scan of the whole index.
-            known = {image.id: image.content_hash for image in self.store.get(batch) if image is not None}
+            known = {image.id: image for image in self.store.get(batch) if image is not None}
             pending += self._update_batch(batch, known, report)
             bar.update(len(batch))
             if pending >= COMMIT_EVERY:
@@ -109,8 +111,9 @@ class Indexer:
             report.removed.extend(keys)
         return report
 
-    def _update_batch(self, keys: Sequence[str], known: dict[str, str], report: IndexReport) -> int:
+    def _update_batch(self, keys: Sequence[str], known: dict[str, StoredImage], report: IndexReport) -> int:
         ready: dict[str, tuple[str, object]] = {}
+        tags: dict[str, dict[str, str]] = {}
         stale: list[str] = []
         for key in keys:
             try:
@@ -126,9 +129,12 @@ class Indexer:
                 stale.append(key)
                 continue
             content_hash = hashlib.sha256(data).hexdigest()
-            if known.get(key) == content_hash:
-                report.unchanged.append(key)
-                continue
+            stored = known.get(key)
+            if stored is not None and stored.content_hash == content_hash:
+                tags[key] = self.source.tags(key)
+                if dict(stored.tags) == tags[key]:
+                    report.unchanged.append(key)
+                    continue
             try:
                 ready[key] = (content_hash, load_image(data, min_side=self.embedder.info.input_size))
             except LookalikeError as error:
@@ -152,7 +158,7 @@ class Indexer:
             keys_ready,
             vectors,
             [content_hash for content_hash, _ in ready.values()],
-            [self.source.tags(key) for key in keys_ready],
+            [tags[key] if key in tags else self.source.tags(key) for key in keys_ready],
             regions=regions,
         )
         report.indexed.extend(keys_ready)

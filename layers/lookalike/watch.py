@@ -2,17 +2,20 @@
 
 watchdog reports file-system events; they are collected for a short quiet period (an editor or
 a copy writes a file in several steps) and then applied through the same idempotent Indexer that
-`lookalike index` uses, so a burst of events for one file costs one embedding.
+`lookalike index` uses, so a burst of events for one file costs one embedding. A changed tags
+sidecar (`.tags.json`) touches every image of its folder: their tags, which filter searches,
+may have changed with it.
 """
 
 import logging
 import threading
+from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from lookalike.indexing import Indexer
-from lookalike.sources import FolderSource
+from lookalike.sources import TAGS_FILENAME, FolderSource
 
 QUIET_SECONDS = 0.5
 
@@ -47,8 +50,9 @@ class FolderWatcher(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory and event.event_type != "deleted":
             return
-        paths = [event.src_path, getattr(event, "dest_path", "")]
-        keys = {self.source.key_of(path) for path in paths if path}
+        paths = [Path(path) for path in (event.src_path, getattr(event, "dest_path", "")) if path]
+        paths += [image for path in paths if path.name == TAGS_FILENAME for image in path.parent.iterdir() if image.is_file()]
+        keys = {self.source.key_of(path) for path in paths}
         with self._lock:
             self._touched |= {key for key in keys if key}
         self._wakeup.set()

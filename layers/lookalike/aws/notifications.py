@@ -1,13 +1,16 @@
 """S3 event notifications as the index queue carries them, read into the changes they stand for.
 
 Each SQS message body is one JSON document from S3: a notification whose `Records` say which
-objects were created or removed, or the single `s3:TestEvent` S3 sends when the notification is
-configured. Keys arrive URL-encoded as in an HTML form (`+` for a space, `%2B` for a plus sign,
+objects were created, removed or re-tagged, or the single `s3:TestEvent` S3 sends when the
+notification is configured. Keys arrive URL-encoded as in an HTML form (`+` for a space, `%2B` for a plus sign,
 UTF-8 percent-escapes), and each created or removed object carries a `sequencer` that orders
 events of that one key.
 
 The backfill command writes messages of the same shape, without a sequencer: they mean "index
 whatever this key holds now", which is what `OrderedIndexer` does with a change that has none.
+Tagging events (`ObjectTagging:Put`/`Delete`) carry no sequencer either (S3 issues one for PUTs
+and DELETEs only) and mean the same: tags filter searches, and the indexer re-reads them with
+the object, so a tag change alone reaches the index.
 """
 
 from datetime import datetime, timezone
@@ -16,8 +19,8 @@ from typing import Literal
 from urllib.parse import quote_plus, unquote_plus
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser.models import S3Model, SqsRecordModel
-from pydantic import BaseModel, ConfigDict, Json
+from aws_lambda_powertools.utilities.parser.models import S3Model, S3RecordModel, SqsRecordModel
+from pydantic import BaseModel, ConfigDict, Json, model_validator
 
 from lookalike.aws.s3_source import ListedObject
 
@@ -33,10 +36,26 @@ class S3TestEvent(BaseModel):
     Bucket: str
 
 
+class GalleryEventRecord(S3RecordModel):
+    """powertools' S3 record, also accepting tagging events without an object size: they say
+    nothing about the bytes, and powertools requires a size of every event but deletions."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def validate_s3_object(cls, values):  # replaces the parent's validator of this name
+        if str(values.get("eventName", "")).startswith("ObjectTagging:"):
+            return values
+        return S3RecordModel.validate_s3_object(values)
+
+
+class GalleryEvents(S3Model):
+    Records: list[GalleryEventRecord]
+
+
 class IndexQueueRecord(SqsRecordModel):
     """One message of the index queue, its body parsed (a body that is neither fails the record)."""
 
-    body: Json[S3Model | S3TestEvent]  # type: ignore[assignment]
+    body: Json[GalleryEvents | S3TestEvent]  # type: ignore[assignment]
 
 
 class ChangeKind(StrEnum):
@@ -77,7 +96,7 @@ def object_changes(record: IndexQueueRecord) -> list[ObjectChange]:
 
 
 def _kind(event_name: str) -> ChangeKind | None:
-    if event_name.startswith("ObjectCreated:"):
+    if event_name.startswith(("ObjectCreated:", "ObjectTagging:")):
         return ChangeKind.CREATED
     if event_name.startswith("ObjectRemoved:"):
         return ChangeKind.REMOVED

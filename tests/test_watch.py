@@ -1,0 +1,59 @@
+"""The drop-folder watcher (the embedded default's stand-in for S3 events), driven by real file-system events."""
+
+import json
+import time
+
+import pytest
+
+from lookalike.indexing import Indexer
+from lookalike.sources import FolderSource
+from lookalike.stores.faiss_store import FaissStore
+from lookalike.watch import FolderWatcher
+from photos import encode, photo
+
+
+def _eventually(condition, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.fixture
+def watched(tmp_path, embedder):
+    root = tmp_path / "drop"
+    (root / "drinks").mkdir(parents=True)
+    for name in ("coffee", "rocket"):
+        (root / "drinks" / f"{name}.jpg").write_bytes(encode(photo(name)))
+    store = FaissStore(tmp_path / "store")
+    indexer = Indexer(FolderSource(root), embedder, store)
+    indexer.sync(progress=False)
+    watcher = FolderWatcher(FolderSource(root), indexer)
+    watcher.start()
+    yield root, store
+    watcher.stop()
+
+
+def tags_of(store, key):
+    (image,) = store.get([key])
+    return dict(image.tags)
+
+
+def test_a_changed_tags_sidecar_retags_its_folder(watched):
+    root, store = watched
+    assert tags_of(store, "drinks/coffee.jpg") == {}
+    (root / "drinks" / ".tags.json").write_text(json.dumps({"*": {"aisle": "3"}, "coffee.jpg": {"kind": "drink"}}))
+    assert _eventually(lambda: tags_of(store, "drinks/coffee.jpg") == {"aisle": "3", "kind": "drink"}), tags_of(store, "drinks/coffee.jpg")
+    assert _eventually(lambda: tags_of(store, "drinks/rocket.jpg") == {"aisle": "3"})
+    (root / "drinks" / ".tags.json").unlink()
+    assert _eventually(lambda: tags_of(store, "drinks/coffee.jpg") == {}), "a removed sidecar left its tags behind"
+
+
+def test_a_new_file_is_indexed_and_a_deleted_one_removed(watched):
+    root, store = watched
+    (root / "chelsea.png").write_bytes(encode(photo("chelsea"), "PNG"))
+    assert _eventually(lambda: store.get(["chelsea.png"])[0] is not None)
+    (root / "drinks" / "rocket.jpg").unlink()
+    assert _eventually(lambda: store.get(["drinks/rocket.jpg"])[0] is None)
