@@ -27,6 +27,7 @@ from lookalike.images import (
     MIN_IMAGE_SIDE,
     SNIFF_BYTES,
     CropBox,
+    displayed_size,
     is_image,
     load_image,
     to_tensor,
@@ -288,6 +289,21 @@ def test_crop_box_is_checked_against_the_displayed_size():
     assert load_image(data, CropBox(0, 0, 40, 60)).size == (40, 60)
     with pytest.raises(InvalidCropBoxError, match="40x60"):
         load_image(data, CropBox(0, 0, 60, 40))
+
+
+@pytest.mark.parametrize("orientation", DISPLAYED)
+def test_displayed_size_reads_the_header_and_applies_orientation(orientation):
+    data = with_orientation(np.asarray(quadrants(64, 48)), orientation)
+    assert displayed_size(data) == (64, 48) == load_image(data).size
+
+
+def test_displayed_size_refuses_what_load_image_refuses():
+    with pytest.raises(ImageTooLargeError):
+        displayed_size(png_header_only(100_000, 100_000))
+    with pytest.raises(NotAnImageError):
+        displayed_size(b"GIF89a but not really")
+    with pytest.raises(ImageTooSmallError):
+        displayed_size(encode(Image.new("RGB", (MIN_IMAGE_SIDE - 1, 40)), "PNG"))
 
 
 # ---------------------------------------------------------------- draft mode: the key test

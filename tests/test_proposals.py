@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.images import MIN_BOX_SIDE, CropBox
+from lookalike.images import MIN_BOX_SIDE, CropBox, load_image
 from lookalike.proposals import MAX_PROPOSALS, NMS_IOU, Proposer, iou, propose
 from photos import encode, photo
 
@@ -135,3 +135,16 @@ def test_boxes_are_in_displayed_pixels_of_a_rotated_jpeg(proposer):
     found = proposer.propose(encode(stored, quality=92, exif=exif.tobytes()))
     assert (found.width, found.height) == canvas.size
     assert max(iou(p.box, truth) for p in found.proposals[:3]) >= 0.5
+
+
+def test_a_big_photo_is_decoded_reduced_and_boxes_stay_in_full_resolution_pixels(proposer, embedder):
+    canvas, (x0, y0, x1, y1) = pasted("chelsea", (255, 255, 255), (380, 240))
+    big = canvas.resize((canvas.width * 5, canvas.height * 5))  # a 3200x2400 (7.7 MP) photo
+    truth = (x0 * 5, y0 * 5, x1 * 5, y1 * 5)
+    data = encode(big, quality=92)
+    found = proposer.propose(data)
+    assert (found.width, found.height) == big.size
+    assert max(iou(p.box, truth) for p in found.proposals[:3]) >= 0.5
+    (full_map,) = embedder.activation_maps([load_image(data)])  # what a full-size decode proposes
+    full = propose(full_map, *big.size)
+    assert iou(found.proposals[0].box, full[0].box) >= 0.8, "the reduced decode moved the best box"

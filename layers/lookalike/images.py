@@ -175,10 +175,39 @@ def load_image(data: bytes, box: CropBox | None = None, min_side: int | None = N
     `min_side` is the model's input size: JPEGs are then decoded at the smallest reduced scale
     that keeps at least that many pixels on the shorter side of what is returned (the box, or
     the whole image), wherever the full-resolution original had them. The returned image is thus
-    possibly smaller than the original; `box` is always in full-resolution displayed pixels.
+    possibly smaller than the original; `box` is always in full-resolution displayed pixels
+    (`displayed_size`).
     """
     if min_side is not None and min_side < 1:
         raise ValueError(f"min_side must be a positive number of pixels, not {min_side}")
+    with _opened(data) as (encoded, stored_size, shown_size):
+        if box is not None:
+            _check_inside(box, shown_size)
+        reduction = 1
+        if min_side is not None:
+            region = (box.width, box.height) if box is not None else shown_size
+            reduction = _decode_reduced(encoded, stored_size, min(region), min_side)
+        with _decoding():
+            encoded.load()
+            ImageOps.exif_transpose(encoded, in_place=True)
+            upright = _to_rgb(encoded)
+    if box is None:
+        return upright
+    return upright.crop(_reduced_box(box, reduction, upright.size))
+
+
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of the image as displayed, after EXIF orientation, at full resolution:
+    the coordinates crop boxes are given in. Read from the header (no pixel is decoded), with
+    load_image's checks, so that a caller decoding at reduced size can still speak them."""
+    with _opened(data) as (_, _, shown_size):
+        return shown_size
+
+
+@contextmanager
+def _opened(data: bytes) -> Iterator[tuple[Image.Image, tuple[int, int], tuple[int, int]]]:
+    """The opened (not yet decoded) image, its stored size and its displayed size, once the bytes
+    passed every check that needs no pixel: a known format, the pixel limit, the minimum side."""
     if not data:
         raise NotAnImageError("the image is empty (0 bytes)")
     if not is_image(data[:SNIFF_BYTES]):
@@ -193,25 +222,12 @@ def load_image(data: bytes, box: CropBox | None = None, min_side: int | None = N
             )
         with _decoding():
             orientation = encoded.getexif().get(ExifTags.Base.Orientation, 1)
-        displayed_size = stored_size[::-1] if orientation in _QUARTER_TURNS else stored_size
-        if min(displayed_size) < MIN_IMAGE_SIDE:
+        shown_size = stored_size[::-1] if orientation in _QUARTER_TURNS else stored_size
+        if min(shown_size) < MIN_IMAGE_SIDE:
             raise ImageTooSmallError(
-                f"the image is {displayed_size[0]}x{displayed_size[1]} pixels; "
-                f"each side must be at least {MIN_IMAGE_SIDE}"
+                f"the image is {shown_size[0]}x{shown_size[1]} pixels; each side must be at least {MIN_IMAGE_SIDE}"
             )
-        if box is not None:
-            _check_inside(box, displayed_size)
-        reduction = 1
-        if min_side is not None:
-            region = (box.width, box.height) if box is not None else displayed_size
-            reduction = _decode_reduced(encoded, stored_size, min(region), min_side)
-        with _decoding():
-            encoded.load()
-            ImageOps.exif_transpose(encoded, in_place=True)
-            upright = _to_rgb(encoded)
-    if box is None:
-        return upright
-    return upright.crop(_reduced_box(box, reduction, upright.size))
+        yield encoded, stored_size, shown_size
 
 
 @contextmanager
