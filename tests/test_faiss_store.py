@@ -17,7 +17,8 @@ from lookalike import knn
 from lookalike.errors import InvalidParameterError
 from lookalike.knn import KnnMethod
 from lookalike.stores.base import Hit, ModelVersionMismatchError
-from lookalike.stores.faiss_store import COMPACT_FRACTION, META_FILENAME, FaissStore
+from lookalike.stores import faiss_store
+from lookalike.stores.faiss_store import COMPACT_FRACTION, META_FILENAME, PARALLEL_QUERIES, FaissStore
 
 DIM = 32
 METHODS = ["flat", "hnsw"]
@@ -93,6 +94,28 @@ def test_scores_are_cosine_similarities(tmp_path, method):
     for hit in hits:
         assert hit.score == pytest.approx(float(cosine[ids.index(hit.id)]), abs=1e-5)
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_few_queries_search_on_one_openmp_thread_and_restore_it(tmp_path, method, monkeypatch):
+    store = FaissStore(tmp_path / "store", method=method)
+    _, vectors = fill(store, 300)
+    faiss = faiss_store.faiss
+    faiss.omp_set_num_threads(2)
+    settings = []
+
+    def recording(threads):
+        settings.append(threads)
+        real_setting(threads)
+
+    real_setting = faiss.omp_set_num_threads
+    monkeypatch.setattr(faiss, "omp_set_num_threads", recording)
+    assert store.search(vectors[:1], k=5)[0][0].id == "img0000"
+    assert settings == [1, 2], f"one query: OpenMP thread settings {settings}, expected one thread, then 2 again"
+    assert faiss.omp_get_max_threads() == 2
+    settings.clear()
+    store.search(vectors[:PARALLEL_QUERIES], k=5)
+    assert settings == [], f"a batch of {PARALLEL_QUERIES} queries changed the thread count: {settings}"
 
 
 def test_exact_search_matches_brute_force(tmp_path):

@@ -19,12 +19,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -151,7 +149,7 @@ def evaluate(settings: Settings, progress: bool = True) -> Evaluation:
         raise LookalikeError(f"no model at {settings.backbone}: build it with `python -m model_export.export_onnx`")
     started = time.perf_counter()
     listed, missing = methods(settings)
-    with _single_threaded_faiss(), tempfile.TemporaryDirectory(prefix="lookalike-evaluate-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="lookalike-evaluate-") as scratch:
         folder = GalleryFolder(Path(scratch) / "gallery")
         benchmarks = build_benchmarks(folder, tar, settings.limit, settings.seed)
         evaluation = Evaluation(settings, benchmarks, listed, missing)
@@ -173,19 +171,6 @@ def evaluate(settings: Settings, progress: bool = True) -> Evaluation:
             evaluation.method_seconds[method.name] = time.perf_counter() - method_started
     evaluation.seconds = time.perf_counter() - started
     return evaluation
-
-
-@contextmanager
-def _single_threaded_faiss() -> Iterator[None]:
-    """Queries reach the store one at a time; for one query FAISS's OpenMP threads only add
-    overhead, and on a busy machine a lot of it (measured: a 10k x 64-d exact search took 47 ms
-    with the default threads, 2 ms with one)."""
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
 
 
 def _run(

@@ -56,6 +56,11 @@ META_FILENAME = "meta.sqlite"
 LOCK_FILENAME = "lock"
 INDEX_PATTERN = re.compile(r"index-(\d+)\.faiss")
 LOAD_ATTEMPTS = 20
+# Searches of fewer queries than this run on one OpenMP thread: for one query (what the HTTP API
+# and `lookalike evaluate` send) FAISS's threads only add wake-ups, which on a busy 2-core machine
+# cost more than the scan (bench/store_bench.py, "flat 1thr"; 10k x 1280-d, under load: p50 7.8 ->
+# 4.3 ms, p99 22-43 -> 6-12 ms).
+PARALLEL_QUERIES = 16
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT);
@@ -202,7 +207,8 @@ class FaissStore:
     def search(self, queries: np.ndarray, k: int, tags: Mapping[str, str] | None = None) -> list[list[Hit]]:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidParameterError(f"k must be a positive integer, got {k!r}")
-        with self._lock:
+        threads = 1 if len(np.atleast_2d(queries)) < PARALLEL_QUERIES else None
+        with self._lock, _openmp_threads(threads):
             state = self._state
             if state.dim is None:
                 return [[] for _ in range(len(np.atleast_2d(queries)))]
@@ -688,3 +694,19 @@ def _discard(index: dict, key, image_id: str) -> None:
         members.discard(image_id)
         if not members:
             del index[key]
+
+
+@contextmanager
+def _openmp_threads(threads: int | None) -> Iterator[None]:
+    """FAISS's OpenMP thread count for the block (None: unchanged). The setting is process-wide;
+    the store's lock serialises its searches, so a concurrent search sees one or the other."""
+    if threads is None:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
