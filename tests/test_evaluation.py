@@ -12,7 +12,9 @@ import pytest
 
 from lookalike import cli
 from lookalike.benchmarks import EDITS, GalleryFolder
-from lookalike.evaluation import TABLE_METRICS, Acceptance, Evaluation, Settings, evaluate
+import numpy as np
+
+from lookalike.evaluation import TABLE_METRICS, Acceptance, Evaluation, Settings, evaluate, paired_interval
 from lookalike.evaluation_report import write_report
 from photos import DATASETS
 
@@ -128,3 +130,31 @@ def test_acceptance_needs_a_margin_above_the_seed_spread():
     assert not too_few.passed
     worse = Acceptance("fragment", backbone=0.30, finetuned=(0.28, 0.28, 0.28))
     assert worse.spread == 0 and not worse.passed
+
+
+def test_the_paired_interval_brackets_the_margin_and_sees_through_noise():
+    rng = np.random.default_rng(0)
+    backbone = rng.uniform(0, 1, 2000)
+    same_gain = paired_interval(backbone, [backbone + 0.05] * 3, seed=1)
+    assert same_gain == pytest.approx((0.05, 0.05)), "every query gaining 0.05 leaves no doubt"
+    noise = rng.normal(0, 0.2, 2000)
+    low, high = paired_interval(backbone, [backbone + noise - noise.mean()] * 3, seed=1)
+    assert low < 0 < high, f"gains that average zero gave ({low:.4f}, {high:.4f})"
+    low, high = paired_interval(backbone, [backbone + 0.03 + noise] * 3, seed=1)
+    assert 0 < low < 0.03 + noise.mean() < high, f"a real gain of 0.03 in noise gave ({low:.4f}, {high:.4f})"
+    assert high - low == pytest.approx(2 * 1.96 * 0.2 / np.sqrt(2000), rel=0.15), "not the width a mean of 2000 noisy gains has"
+    seeds = [backbone + 0.02, backbone + 0.04, backbone + 0.06]
+    assert paired_interval(backbone, seeds, seed=1) == pytest.approx((0.04, 0.04)), "seeds are averaged per query"
+
+
+def test_the_backbone_posing_as_three_seeds_is_not_accepted_and_its_interval_is_zero(tmp_path, model_path):
+    """The same model as backbone and as every seed: margin, spread and interval are all exactly 0,
+    and a margin of 0 does not clear a spread of 0."""
+    out = tmp_path / "EVALUATION.md"
+    evaluation = evaluate(Settings(model_path, (model_path,) * 3, DATASETS, LIMIT, seed=1), progress=False)
+    write_report(evaluation, out)
+    section = out.read_text()[out.read_text().index("## Acceptance") : out.read_text().index("## Results")]
+    assert "95% interval" in section and "paired bootstrap" in section
+    row = next(line for line in section.splitlines() if line.startswith("| category"))
+    assert re.search(r"\| 0\.\d{4} \| (0\.\d{4}, ){2}0\.\d{4} \| .* \| [+-]0\.0000 \| \[[+-]0\.0000, [+-]0\.0000\] \| fail \|", row), row
+    assert "**Not accepted** on category, fragment" in section

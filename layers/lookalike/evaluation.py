@@ -48,6 +48,8 @@ DEFAULT_DATASETS = Path("../shared/datasets")  # relative to the project's root 
 # The acceptance test compares mAP on these benchmarks (issue 4): where fine-tuning should help.
 ACCEPTANCE_BENCHMARKS = ("category", "fragment")
 MIN_SEEDS = 3
+# Resamples of the paired bootstrap that puts an interval on the acceptance margin.
+BOOTSTRAP_RESAMPLES = 2000
 TINY_IMAGENET_VAL = Path("tiny-imagenet") / "val.tar"
 
 
@@ -79,6 +81,7 @@ class Scores:
     values: dict[str, float]
     precision: np.ndarray  # P@k for k = 1..DEPTH
     recall: np.ndarray  # R@k for k = 1..DEPTH
+    average_precisions: np.ndarray  # per query, in the benchmark's query order (paired comparisons)
 
 
 @dataclass
@@ -200,15 +203,16 @@ def judge(
     counts = [len(grades) for grades in relevant]
     precision = np.mean([metrics.precision_at_k(ranked, ks) for ranked in rankings], axis=0)
     recall = np.mean([metrics.recall_at_k(ranked, count, ks) for ranked, count in zip(rankings, counts)], axis=0)
+    average_precisions = np.array([metrics.average_precision(ranked, count) for ranked, count in zip(rankings, counts)])
     values = {
         "MRR": metrics.mean_reciprocal_rank(rankings),
         "P@1": float(precision[0]),
         f"P@{CUTOFF}": float(precision[CUTOFF - 1]),
         f"R@{CUTOFF}": float(recall[CUTOFF - 1]),
-        "mAP": metrics.mean_average_precision(rankings, counts),
+        "mAP": float(np.mean(average_precisions)),
         f"nDCG@{CUTOFF}": float(np.mean([metrics.ndcg_at_k(r, g, CUTOFF) for r, g in zip(rankings, relevant)])),
     }
-    return Scores(benchmark, method, reranked, len(rankings), values, precision, recall)
+    return Scores(benchmark, method, reranked, len(rankings), values, precision, recall, average_precisions)
 
 
 # -- acceptance ----------------------------------------------------------------------------------
@@ -221,6 +225,8 @@ class Acceptance:
     benchmark: str
     backbone: float
     finetuned: tuple[float, ...]  # one per model file (training seed)
+    # 95% paired-bootstrap interval of the margin over queries (paired_interval); nan: not computed
+    interval: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def mean(self) -> float:
@@ -248,13 +254,33 @@ def acceptance(evaluation: Evaluation) -> list[Acceptance]:
     finetuned = [method.name for method in evaluation.methods if method.finetuned]
     if not finetuned:
         return []
-    names = {benchmark.name for benchmark in evaluation.benchmarks}
-    return [
-        Acceptance(
-            name,
-            evaluation.get(name, "backbone").values["mAP"],
-            tuple(evaluation.get(name, method).values["mAP"] for method in finetuned),
+    checks = []
+    for name in ACCEPTANCE_BENCHMARKS:
+        if name not in {benchmark.name for benchmark in evaluation.benchmarks}:
+            continue
+        backbone = evaluation.get(name, "backbone")
+        seeds = [evaluation.get(name, method) for method in finetuned]
+        interval = paired_interval(
+            backbone.average_precisions, [seed.average_precisions for seed in seeds], evaluation.settings.seed
         )
-        for name in ACCEPTANCE_BENCHMARKS
-        if name in names
-    ]
+        checks.append(Acceptance(name, backbone.values["mAP"], tuple(seed.values["mAP"] for seed in seeds), interval))
+    return checks
+
+
+def paired_interval(
+    backbone: np.ndarray, finetuned: Sequence[np.ndarray], seed: int, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
+    """95% interval of the margin (mean over queries of the fine-tuned AP, averaged over seeds,
+    minus the backbone's AP on the same query), resampling queries with replacement.
+
+    The seed spread says how much the margin owes to training randomness; this says how much it
+    owes to which queries the benchmark happens to hold. Paired, because both methods answer the
+    same queries: the hard ones are hard for both, and only the per-query gains vary.
+    """
+    gains = np.mean(np.asarray(finetuned, dtype=np.float64), axis=0) - np.asarray(backbone, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.concatenate(
+        [gains[rng.integers(0, len(gains), (min(100, resamples - done), len(gains)))].mean(axis=1) for done in range(0, resamples, 100)]
+    )
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
