@@ -6,11 +6,12 @@ comparisons that hold by a wide margin are asserted.
 
 import re
 import shlex
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 
-from lookalike import cli
+from lookalike import cli, evaluation_report
 from lookalike.benchmarks import EDITS, GalleryFolder
 import numpy as np
 
@@ -158,3 +159,15 @@ def test_the_backbone_posing_as_three_seeds_is_not_accepted_and_its_interval_is_
     row = next(line for line in section.splitlines() if line.startswith("| category"))
     assert re.search(r"\| 0\.\d{4} \| (0\.\d{4}, ){2}0\.\d{4} \| .* \| [+-]0\.0000 \| \[[+-]0\.0000, [+-]0\.0000\] \| fail \|", row), row
     assert "**Not accepted** on category, fragment" in section
+
+
+def test_the_accepted_verdict_names_the_benchmarks_and_where_the_interval_is_unclear(monkeypatch):
+    checks = [
+        Acceptance("category", 0.150, (0.1721, 0.1722, 0.1720), (0.020, 0.024)),
+        Acceptance("fragment", 0.115, (0.1360, 0.1361, 0.1359), (-0.001, 0.043)),
+    ]
+    monkeypatch.setattr(evaluation_report, "acceptance", lambda evaluation: checks)
+    text = "\n".join(evaluation_report._acceptance_section(SimpleNamespace(missing=[])))
+    assert "**Accepted**: the fine-tuned models beat the backbone by more than their seed spread on category and fragment." in text
+    assert "includes zero on fragment: there the gain may be an accident" in text
+    assert "| category | 0.1500 | 0.1721, 0.1722, 0.1720 | 0.1721 +- 0.0001 | 0.0002 | +0.0221 | [+0.0200, +0.0240] | pass |" in text

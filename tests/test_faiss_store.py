@@ -101,6 +101,7 @@ def test_few_queries_search_on_one_openmp_thread_and_restore_it(tmp_path, method
     store = FaissStore(tmp_path / "store", method=method)
     _, vectors = fill(store, 300)
     faiss = faiss_store.faiss
+    original = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(2)
     settings = []
 
@@ -116,6 +117,7 @@ def test_few_queries_search_on_one_openmp_thread_and_restore_it(tmp_path, method
     settings.clear()
     store.search(vectors[:PARALLEL_QUERIES], k=5)
     assert settings == [], f"a batch of {PARALLEL_QUERIES} queries changed the thread count: {settings}"
+    real_setting(original)
 
 
 def test_exact_search_matches_brute_force(tmp_path):

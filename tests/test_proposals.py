@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from lookalike.images import MIN_BOX_SIDE, CropBox, load_image
+from lookalike import proposals
 from lookalike.proposals import MAX_PROPOSALS, NMS_IOU, Proposer, iou, propose
 from photos import encode, photo
 
@@ -137,12 +138,20 @@ def test_boxes_are_in_displayed_pixels_of_a_rotated_jpeg(proposer):
     assert max(iou(p.box, truth) for p in found.proposals[:3]) >= 0.5
 
 
-def test_a_big_photo_is_decoded_reduced_and_boxes_stay_in_full_resolution_pixels(proposer, embedder):
+def test_a_big_photo_is_decoded_reduced_and_boxes_stay_in_full_resolution_pixels(proposer, embedder, monkeypatch):
     canvas, (x0, y0, x1, y1) = pasted("chelsea", (255, 255, 255), (380, 240))
     big = canvas.resize((canvas.width * 5, canvas.height * 5))  # a 3200x2400 (7.7 MP) photo
     truth = (x0 * 5, y0 * 5, x1 * 5, y1 * 5)
     data = encode(big, quality=92)
+    decoded = []
+
+    def recording_load(*args, **kwargs):
+        decoded.append(load_image(*args, **kwargs).size)
+        return load_image(*args, **kwargs)
+
+    monkeypatch.setattr(proposals, "load_image", recording_load)
     found = proposer.propose(data)
+    assert decoded and max(decoded[0]) <= 800, f"decoded at {decoded}: not reduced (1/4 of 3200x2400 is 800x600)"
     assert (found.width, found.height) == big.size
     assert max(iou(p.box, truth) for p in found.proposals[:3]) >= 0.5
     (full_map,) = embedder.activation_maps([load_image(data)])  # what a full-size decode proposes

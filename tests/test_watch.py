@@ -1,6 +1,7 @@
 """The drop-folder watcher (the embedded default's stand-in for S3 events), driven by real file-system events."""
 
 import json
+import shutil
 import time
 
 import pytest
@@ -57,3 +58,13 @@ def test_a_new_file_is_indexed_and_a_deleted_one_removed(watched):
     assert _eventually(lambda: store.get(["chelsea.png"])[0] is not None)
     (root / "drinks" / "rocket.jpg").unlink()
     assert _eventually(lambda: store.get(["drinks/rocket.jpg"])[0] is None)
+
+
+def test_deleting_a_tagged_folder_removes_its_images_and_the_watcher_carries_on(watched):
+    root, store = watched
+    (root / "drinks" / ".tags.json").write_text(json.dumps({"*": {"aisle": "3"}}))
+    assert _eventually(lambda: tags_of(store, "drinks/rocket.jpg") == {"aisle": "3"})
+    shutil.rmtree(root / "drinks")
+    assert _eventually(lambda: store.get(["drinks/coffee.jpg", "drinks/rocket.jpg"]) == [None, None])
+    (root / "after.png").write_bytes(encode(photo("chelsea"), "PNG"))
+    assert _eventually(lambda: store.get(["after.png"])[0] is not None), "the watcher stopped after the folder went"

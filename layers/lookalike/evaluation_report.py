@@ -180,13 +180,16 @@ def _acceptance_section(evaluation: Evaluation) -> list[str]:
     if seeds < MIN_SEEDS:
         lines.append(f"Only {seeds} fine-tuned model(s): the spread needs at least {MIN_SEEDS} seeds, so no verdict.")
     elif all(check.passed for check in checks):
-        lines.append("**Accepted**: the fine-tuned models beat the backbone by more than their seed spread on both.")
-        clear = all(check.interval[0] > 0 for check in checks)
-        lines.append(
-            "The query-resampling interval excludes zero on both: the gain is not an accident of the queries drawn."
-            if clear
-            else "The query-resampling interval includes zero on at least one: the gain may be an accident of the queries drawn."
-        )
+        names = " and ".join(check.benchmark for check in checks)
+        lines.append(f"**Accepted**: the fine-tuned models beat the backbone by more than their seed spread on {names}.")
+        unclear = [check.benchmark for check in checks if not check.interval[0] > 0]
+        lines += [
+            "",
+            f"The query-resampling interval excludes zero on {names}: the gain is not an accident of the queries drawn."
+            if not unclear
+            else f"The query-resampling interval includes zero on {', '.join(unclear)}: there the gain may be an"
+            " accident of the queries drawn.",
+        ]
     else:
         failed = ", ".join(check.benchmark for check in checks if not check.passed)
         lines.append(

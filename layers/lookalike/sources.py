@@ -4,6 +4,7 @@ A key is an image's path relative to the root, with POSIX separators, exactly as
 relative to its bucket; it is also the image's id in the vector store.
 """
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,12 +67,25 @@ class FolderSource:
 
     def tags(self, key: str) -> dict[str, str]:
         path = self.path(key)
-        sidecar = path.parent / TAGS_FILENAME
-        if not sidecar.is_file():
-            return {}
-        try:
-            by_name = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
-            return {}
+        by_name = _sidecar(path.parent / TAGS_FILENAME)
         merged = {**by_name.get("*", {}), **by_name.get(path.name, {})}
         return {str(name): str(value) for name, value in merged.items()}
+
+
+def _sidecar(path: Path) -> dict:
+    """A folder's tags sidecar ({} when missing or unreadable), parsed once per version of the
+    file: indexing asks for the tags of every image, unchanged ones included."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    return _parsed_sidecar(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_sidecar(path: Path, mtime_ns: int, size: int) -> dict:
+    try:
+        parsed = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}

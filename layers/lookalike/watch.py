@@ -51,7 +51,11 @@ class FolderWatcher(FileSystemEventHandler):
         if event.is_directory and event.event_type != "deleted":
             return
         paths = [Path(path) for path in (event.src_path, getattr(event, "dest_path", "")) if path]
-        paths += [image for path in paths if path.name == TAGS_FILENAME for image in path.parent.iterdir() if image.is_file()]
+        for sidecar in [path for path in paths if path.name == TAGS_FILENAME]:
+            try:
+                paths += [image for image in sidecar.parent.iterdir() if image.is_file()]
+            except OSError:  # the folder went with it: its own event removes what it held
+                paths.append(sidecar.parent)
         keys = {self.source.key_of(path) for path in paths}
         with self._lock:
             self._touched |= {key for key in keys if key}

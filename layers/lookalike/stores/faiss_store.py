@@ -698,8 +698,8 @@ def _discard(index: dict, key, image_id: str) -> None:
 
 @contextmanager
 def _openmp_threads(threads: int | None) -> Iterator[None]:
-    """FAISS's OpenMP thread count for the block (None: unchanged). The setting is process-wide;
-    the store's lock serialises its searches, so a concurrent search sees one or the other."""
+    """FAISS's OpenMP thread count for the block (None: unchanged). OpenMP keeps the setting per
+    calling thread, so a search in another thread is not affected."""
     if threads is None:
         yield
         return
