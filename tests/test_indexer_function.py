@@ -4,9 +4,13 @@ events out of order, files that are not images, and one bad record among good on
 
 import hashlib
 import json
+from pathlib import Path
+
+import interior_photos
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
+from opensearchpy import OpenSearch
 
 from lambda_harness import GALLERY_BUCKET, IDEMPOTENCY_TABLE, LambdaContext, deployment, load_function
 from lookalike.aws.ledger import is_later
@@ -117,6 +121,16 @@ def test_a_tag_change_alone_reaches_the_index(cloud, indexer, loopback):  # noqa
     assert run(indexer, cloud.deliver(cloud.retag("lamp.jpg", {}))) == []
     assert dict(index.get(["lamp.jpg"])[0].tags) == {}, "ObjectTagging:Delete left the tags (or the image) behind"
     assert cloud.ledger("lamp.jpg")["state"] == "indexed"
+
+
+def test_region_vectors_when_the_stack_turns_them_on(cloud, loopback, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("INDEX_REGIONS", "true")
+    indexer = load_function("indexer")  # a cold start with the stack's setting
+    room = (Path(interior_photos.__file__).parent / "images" / "pexels-7303842.jpg").read_bytes()
+    assert run(indexer, cloud.deliver(cloud.put("rooms/living.jpg", room), cloud.put("cat.jpg", JPEG))) == []
+    documents = OpenSearch(loopback.url).count(index="lookalike")["count"]
+    assert stored(loopback).keys() == {"rooms/living.jpg", "cat.jpg"}
+    assert documents > 2, f"{documents} documents for 2 images: no region vectors were indexed"
 
 
 def test_a_removed_object_leaves_the_index(cloud, indexer, loopback):  # noqa: F811

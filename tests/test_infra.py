@@ -105,6 +105,7 @@ def _config(tmp: Path, name: str, opensearch: OpenSearchSettings) -> StackConfig
         admin=FunctionSettings(memory_mb=512, timeout_s=20),
         batch_size=7,
         indexer_max_concurrency=3,
+        regions=name == "lkdomain",  # one fixture each way
         opensearch=opensearch,
         api_rate_limit=12.5,
         api_burst_limit=25,
@@ -872,6 +873,17 @@ def test_environment_points_at_this_stacks_resources(stack):
 
 
 @pulumi.runtime.test
+def test_region_vectors_follow_the_indexer_setting(serverless, domain):
+    def check(values):
+        off, on = (environment["variables"].get("INDEX_REGIONS") for environment in values)
+        assert (off, on) == ("false", "true"), f"INDEX_REGIONS is {off!r} with regions off, {on!r} with regions on"
+
+    return pulumi.Output.all(
+        serverless.functions["indexer"].function.environment, domain.functions["indexer"].function.environment
+    ).apply(check)
+
+
+@pulumi.runtime.test
 def test_every_function_uses_the_configured_index(stack):
     def check(values):
         index, *environments = values
@@ -920,6 +932,7 @@ def test_config_keys_reach_the_stack_config(pulumi_config):
             "opensearch:hnswEfSearch": "200",
             "indexer:memory": "4096",
             "indexer:batchSize": "5",
+            "indexer:regions": "true",
             "search:timeout": "20",
             "api:rateLimit": "7.5",
             "api:corsOrigins": '["https://a.example"]',
@@ -932,11 +945,11 @@ def test_config_keys_reach_the_stack_config(pulumi_config):
     observed = (
         loaded.opensearch.mode, loaded.opensearch.master_user_arn, loaded.opensearch.instance_type,
         loaded.opensearch.hnsw_ef_search, loaded.indexer.memory_mb,
-        loaded.batch_size, loaded.search.timeout_s, loaded.api_rate_limit, loaded.cors_origins,
+        loaded.batch_size, loaded.regions, loaded.search.timeout_s, loaded.api_rate_limit, loaded.cors_origins,
         loaded.log_retention_days, loaded.force_destroy, loaded.tracing,
     )  # fmt: skip
     expected = (
-        "domain", MASTER_USER, "m6g.large.search", 200, 4096, 5, 20, 7.5, ("https://a.example",), 90, True, False
+        "domain", MASTER_USER, "m6g.large.search", 200, 4096, 5, True, 20, 7.5, ("https://a.example",), 90, True, False
     )
     assert observed == expected, f"config keys were not read: {observed}"
 

@@ -82,6 +82,10 @@ class StackConfig:
     batch_size: int = MAX_BATCH_SIZE
     # Concurrent indexer invocations the queue may drive, so a bulk upload cannot flood OpenSearch.
     indexer_max_concurrency: int = 5
+    # Region vectors (docs/FRAGMENTS.md): each image's suggested fragments indexed too; off by
+    # default, as locally, since they quadruple the index. Turning them on applies to images
+    # indexed from then on: backfill (or a new index) to give the existing ones theirs.
+    regions: bool = False
     opensearch: OpenSearchSettings = field(default_factory=OpenSearchSettings)
     api_rate_limit: float = 20.0
     api_burst_limit: int = 40
@@ -132,6 +136,7 @@ def load() -> StackConfig:
         admin=_function_settings(pulumi.Config("admin"), defaults.admin),
         batch_size=_value(indexer_config.get_int("batchSize"), defaults.batch_size),
         indexer_max_concurrency=_value(indexer_config.get_int("maxConcurrency"), defaults.indexer_max_concurrency),
+        regions=_value(indexer_config.get_bool("regions"), defaults.regions),
         opensearch=OpenSearchSettings(
             mode=_value(opensearch.get("mode"), os_defaults.mode),
             index=_value(opensearch.get("index"), os_defaults.index),

@@ -81,6 +81,7 @@ def build_stack(config: StackConfig) -> LookalikeStack:
         "IDEMPOTENCY_TABLE": data_tables.idempotency.name,
         "EVENTS_TABLE": data_tables.events.name,
         "INDEX_QUEUE_URL": feed.queue.url,
+        "INDEX_REGIONS": "true" if config.regions else "false",
         "LOOKALIKE_MODEL": MODEL_PATH,
         "POWERTOOLS_LOG_LEVEL": config.log_level,
         "POWERTOOLS_TRACE_DISABLED": "false" if config.tracing else "true",

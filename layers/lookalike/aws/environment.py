@@ -7,8 +7,8 @@ model), and a missing variable is named when the service that needs it is first 
 
 Variables (set by the Pulumi program): GALLERY_BUCKET, QUERY_BUCKET, OPENSEARCH_ENDPOINT,
 OPENSEARCH_SERVICE (es | aoss), OPENSEARCH_INDEX, KNN_M, KNN_EF_CONSTRUCTION, KNN_EF_SEARCH,
-LEDGER_TABLE, IDEMPOTENCY_TABLE, EVENTS_TABLE, INDEX_QUEUE_URL, LOOKALIKE_MODEL; AWS_REGION comes
-from Lambda.
+LEDGER_TABLE, IDEMPOTENCY_TABLE, EVENTS_TABLE, INDEX_QUEUE_URL, INDEX_REGIONS (true: index each
+image's suggested fragments too), LOOKALIKE_MODEL; AWS_REGION comes from Lambda.
 """
 
 import functools
@@ -92,7 +92,8 @@ class CloudEnvironment:
 
     @cached_property
     def ordered_indexer(self) -> OrderedIndexer:
-        indexer = Indexer(self.gallery, self.embedder, self.store)
+        regions = os.environ.get("INDEX_REGIONS", "false").lower() == "true"
+        indexer = Indexer(self.gallery, self.embedder, self.store, regions=regions)
         ledger = Ledger(boto3.resource("dynamodb").Table(self.setting("LEDGER_TABLE")))
         return OrderedIndexer(indexer, ledger, self.gallery.bucket)
 
