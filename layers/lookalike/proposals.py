@@ -110,8 +110,9 @@ class Proposer:
 
     def propose(self, data: bytes) -> Proposals:
         """Boxes in pixels of the image as displayed at full resolution, the only coordinates the
-        page and `box` speak; the pixels are decoded at the reduced size the model needs (a
-        5.5 MP JPEG: ~250 ms at full size), since the activation map is 7x7 whatever the size."""
+        page and `box` speak; the pixels are decoded at the reduced size the model needs, since
+        the activation map is 7x7 whatever the size (a third of the time on 5.5 MP photos:
+        bench/proposal_latency.py, docs/FRAGMENTS.md)."""
         width, height = displayed_size(data)
         image = load_image(data, min_side=self.embedder.info.input_size)
         (activation,) = self.embedder.activation_maps([image])
