@@ -254,10 +254,9 @@ def acceptance(evaluation: Evaluation) -> list[Acceptance]:
     finetuned = [method.name for method in evaluation.methods if method.finetuned]
     if not finetuned:
         return []
+    names = {benchmark.name for benchmark in evaluation.benchmarks}
     checks = []
-    for name in ACCEPTANCE_BENCHMARKS:
-        if name not in {benchmark.name for benchmark in evaluation.benchmarks}:
-            continue
+    for name in (name for name in ACCEPTANCE_BENCHMARKS if name in names):
         backbone = evaluation.get(name, "backbone")
         seeds = [evaluation.get(name, method) for method in finetuned]
         interval = paired_interval(
@@ -279,8 +278,7 @@ def paired_interval(
     """
     gains = np.mean(np.asarray(finetuned, dtype=np.float64), axis=0) - np.asarray(backbone, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    means = np.concatenate(
-        [gains[rng.integers(0, len(gains), (min(100, resamples - done), len(gains)))].mean(axis=1) for done in range(0, resamples, 100)]
-    )
+    chunks = [min(100, resamples - done) for done in range(0, resamples, 100)]  # 100 resamples at a time: bounded memory
+    means = np.concatenate([gains[rng.integers(0, len(gains), (size, len(gains)))].mean(axis=1) for size in chunks])
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)

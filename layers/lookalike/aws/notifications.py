@@ -2,9 +2,9 @@
 
 Each SQS message body is one JSON document from S3: a notification whose `Records` say which
 objects were created, removed or re-tagged, or the single `s3:TestEvent` S3 sends when the
-notification is configured. Keys arrive URL-encoded as in an HTML form (`+` for a space, `%2B` for a plus sign,
-UTF-8 percent-escapes), and each created or removed object carries a `sequencer` that orders
-events of that one key.
+notification is configured. Keys arrive URL-encoded as in an HTML form (`+` for a space, `%2B`
+for a plus sign, UTF-8 percent-escapes), and each created or removed object carries a
+`sequencer` that orders events of that one key.
 
 The backfill command writes messages of the same shape, without a sequencer: they mean "index
 whatever this key holds now", which is what `OrderedIndexer` does with a change that has none.

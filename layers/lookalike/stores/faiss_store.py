@@ -207,11 +207,11 @@ class FaissStore:
     def search(self, queries: np.ndarray, k: int, tags: Mapping[str, str] | None = None) -> list[list[Hit]]:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidParameterError(f"k must be a positive integer, got {k!r}")
-        threads = 1 if len(np.atleast_2d(queries)) < PARALLEL_QUERIES else None
-        with self._lock, _openmp_threads(threads):
+        count = len(np.atleast_2d(queries))
+        with self._lock, _openmp_threads(1 if count < PARALLEL_QUERIES else None):
             state = self._state
             if state.dim is None:
-                return [[] for _ in range(len(np.atleast_2d(queries)))]
+                return [[] for _ in range(count)]
             queries = self._unit_rows(queries, "queries")
             images, allowed = self._allowed(tags) if tags else (len(state.records), None)
             k = min(int(k), images)
@@ -709,4 +709,3 @@ def _openmp_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(previous)
-
