@@ -46,7 +46,7 @@ layers: setup
 # The offline evaluation report (docs/EVALUATION.md, ~35 min on 2 cores, ~18 min more per model):
 # make evaluate FINETUNED="seed-0.onnx seed-1.onnx seed-2.onnx"
 evaluate: setup
-	$(BIN)/lookalike evaluate $(foreach model,$(FINETUNED),--model-finetuned $(model)) --out docs/EVALUATION.md
+	$(BIN)/python -m lab evaluate $(foreach model,$(FINETUNED),--model-finetuned $(model)) --out docs/EVALUATION.md
 
 # The learning loop end to end (docs/TRAINING.md): simulated users' clicks -> pairs.jsonl -> one
 # fine-tuned model per seed -> the evaluation report against the raw backbone and the baselines.
@@ -59,14 +59,14 @@ SIMULATE ?= --sessions 8000 --classes 202 --per-class 20 --queries-per-class 5
 TRAIN ?=
 EVALUATE ?= --out docs/EVALUATION.md
 learning-loop: setup
-	$(BIN)/lookalike simulate $(SIMULATE) --work $(LOOP)
+	$(BIN)/python -m lab simulate $(SIMULATE) --work $(LOOP)
 	$(BIN)/lookalike training-set --store $(LOOP)/store --out $(LOOP)/clicks
 	for seed in $(SEEDS); do \
 	  SM_CHANNEL_CLICKS=$(LOOP)/clicks SM_CHANNEL_GALLERY=$(LOOP)/gallery SM_MODEL_DIR=$(LOOP)/seed-$$seed/model \
 	  SM_OUTPUT_DATA_DIR=$(LOOP)/seed-$$seed/output SM_CHECKPOINT_DIR=$(LOOP)/seed-$$seed/checkpoints \
 	  $(BIN)/python -m model_export.train --seed $$seed $(TRAIN) || exit 1; \
 	done
-	$(BIN)/lookalike evaluate $(foreach seed,$(SEEDS),--model-finetuned $(LOOP)/seed-$(seed)/model/model.onnx) $(EVALUATE)
+	$(BIN)/python -m lab evaluate $(foreach seed,$(SEEDS),--model-finetuned $(LOOP)/seed-$(seed)/model/model.onnx) $(EVALUATE)
 
 bench: setup
 	$(BIN)/python bench/search_latency.py

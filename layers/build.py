@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lookalike.config import default_model_path
+from lookalike.paths import default_model_path
 
 # The one place that names Lambda's platform; infra's functions and layers must match it
 # (tests/test_infra.py checks that they do).

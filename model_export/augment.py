@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from lookalike.datasets import random_crop_box
+from lab.datasets import random_crop_box
 from lookalike.images import MIN_IMAGE_SIDE
 from model_export.data import TrainImage
 

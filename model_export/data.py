@@ -30,9 +30,9 @@ import numpy as np
 from lookalike.errors import NotFoundError
 from lookalike.images import SNIFF_BYTES, is_image
 from lookalike.sources import FolderSource
+from lab.datasets import TINY_IMAGENET_TRAIN
 
-# Read in place from the shared datasets folder beside the repository; never copied into it.
-DEFAULT_TRAIN_TAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tiny-imagenet" / "train-100.tar"
+DEFAULT_TRAIN_TAR = TINY_IMAGENET_TRAIN
 PAIRS_FILENAME = "pairs.jsonl"
 TINY_IMAGES_PER_CLASS = 100
 _MEMBER = re.compile(r"tiny-imagenet/train/(n\d+)/images/(n\d+)_(\d+)\.JPEG")

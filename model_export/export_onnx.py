@@ -34,7 +34,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from google.protobuf.message import DecodeError
 from torch import nn
 
-from lookalike.config import default_model_path
+from lookalike.paths import default_model_path
 
 MODEL_NAME = "efficientnet-lite0"
 # Bump whenever the graph, the weights or the preprocessing changes: stores refuse vectors from

@@ -11,19 +11,19 @@ so a trial costs milliseconds, not a pass over the images:
 Training scores the head on them every `eval_every` steps and keeps the best one (early
 stopping): the step count that suits 200 click pairs overfits long before the one that suits
 16,000 class pairs, and this choice is made on held-out training images, not on a test set.
-The official figures come from `lookalike evaluate` on the validation split, never from here.
+The official figures come from `python -m lab evaluate` on the validation split, never from here.
 """
 
 from collections.abc import Callable
 
 import numpy as np
 
-from lookalike import metrics
+from lab import metrics
 
 
 def mean_average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
     """mAP of ranking each row's items by descending score (-inf: not a candidate), by
-    lookalike.metrics; rows with nothing relevant to find are not queries."""
+    lab.metrics; rows with nothing relevant to find are not queries."""
     rankings, counts = [], []
     for row_scores, row_relevant in zip(scores, relevant):
         candidates = np.flatnonzero(np.isfinite(row_scores))

@@ -46,7 +46,7 @@ import onnxruntime as ort
 import torch
 from tqdm import tqdm
 
-from lookalike.config import default_model_path
+from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
 from model_export import export_onnx

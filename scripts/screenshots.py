@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from lookalike.config import default_model_path
+from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.http.routes import create_app
 from lookalike.proposals import Proposer
@@ -25,7 +25,7 @@ from lookalike.stores.faiss_store import FaissStore
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the browser harness the end-to-end tests use
-from browser import launch_chromium, serving  # noqa: E402
+from tests.support.browser import launch_chromium, serving  # noqa: E402
 
 # Two chairs against a wall; the box goes around the left one.
 QUERY = "interiors/pexels-7303800.jpg"

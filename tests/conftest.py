@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.config import default_model_path
+from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from model_export.export_onnx import export
 
 # The loopback OpenSearch server's `loopback` fixture, for every test that needs a cluster.
-pytest_plugins = ["opensearch_loopback"]
+pytest_plugins = ["tests.support.opensearch_loopback"]
 
 
 @pytest.fixture(scope="session")

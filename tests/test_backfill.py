@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from lambda_harness import GALLERY_BUCKET, LambdaContext, deployment, load_function
+from tests.support.lambda_harness import GALLERY_BUCKET, LambdaContext, deployment, load_function
 from lookalike.aws.backfill import BATCH_SIZE, SEND_ATTEMPTS, Backfill, BackfillError, main
 from lookalike.aws.notifications import ChangeKind, IndexQueueRecord, object_changes
 from lookalike.stores.opensearch_store import OpenSearchStore
-from photos import encode, photo
-from api_gateway import Reply, api_event
+from tests.support.photos import encode, photo
+from tests.support.api_gateway import Reply, api_event
 
 
 @pytest.fixture

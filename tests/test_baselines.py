@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from lookalike.baselines import ColourHistogramEmbedder, PerceptualHashEmbedder, RandomEmbedder
-from photos import photo
+from lab.baselines import ColourHistogramEmbedder, PerceptualHashEmbedder, RandomEmbedder
+from tests.support.photos import photo
 
 
 @pytest.fixture(scope="module")

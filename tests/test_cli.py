@@ -14,7 +14,7 @@ import requests
 from PIL import Image
 
 from lookalike.cli import main
-from photos import encode, photo, write_gallery
+from tests.support.photos import encode, photo, write_gallery
 
 BIN = Path(sys.executable).parent
 
@@ -165,7 +165,7 @@ def test_serve_watch_indexes_a_drop_folder_within_seconds(env):
         _poll(lambda: requests.get(f"{base}/health", timeout=5).ok, 120)
         assert top_ids() == ["coffee.jpg"]
         (root / "new").mkdir()
-        shutil.copyfile(Path(__file__).parent / "photos.py", root / "new" / "readme.py")
+        shutil.copyfile(Path(__file__).parent / "support" / "photos.py", root / "new" / "readme.py")
         (root / "new" / "rocket.jpg").write_bytes(encode(photo("rocket")))
         started = time.monotonic()
         assert _poll(lambda: top_ids()[0] == "new/rocket.jpg")

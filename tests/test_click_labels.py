@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 
 from lookalike.cli import main
-from lookalike.click_labels import LabelRules, default_propensities, estimate_propensities, training_pairs
-from lookalike.events.outcomes import search_outcomes
-from lookalike.events.sqlite_log import SqliteEventLog
+from lookalike.interactions.click_labels import LabelRules, default_propensities, estimate_propensities, training_pairs
+from lookalike.interactions.outcomes import search_outcomes
+from lookalike.interactions.sqlite_log import SqliteEventLog
 from model_export.data import read_click_pairs
-from event_logs import T0, click, dwell, impression, recorded, viewed
+from tests.support.event_logs import T0, click, dwell, impression, recorded, viewed
 
 SHOWN = ["a", "b", "c", "d", "e"]
 

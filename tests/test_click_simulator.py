@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.click_labels import training_pairs
-from lookalike.click_simulator import QUERIES_FOLDER, SimulationSettings, image_class, simulate
-from lookalike.events.base import Impression
-from lookalike.events.sqlite_log import EVENTS_FILENAME, SqliteEventLog
+from lookalike.interactions.click_labels import training_pairs
+from lab.click_simulator import QUERIES_FOLDER, SimulationSettings, image_class, simulate
+from lookalike.interactions.events import Impression
+from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
 from lookalike.stores.faiss_store import FaissStore
-from photos import DATASETS
+from lab.datasets import TINY_IMAGENET_TRAIN
 
-TRAIN_TAR = DATASETS / "tiny-imagenet" / "train-100.tar"
+TRAIN_TAR = TINY_IMAGENET_TRAIN
 
 
 @pytest.fixture(scope="module")

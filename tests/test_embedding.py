@@ -5,7 +5,7 @@ import onnx
 import pytest
 
 from lookalike.embedding import Embedder
-from photos import PHOTOS, photo
+from tests.support.photos import PHOTOS, photo
 
 PHOTO_NAMES = sorted(PHOTOS)
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 
 from lookalike.cli import main
-from lookalike.engagement import engagement
-from lookalike.events.base import RecordedEvent
-from lookalike.events.sqlite_log import SqliteEventLog
-from event_logs import T0, click, dwell, impression, recorded
+from lookalike.interactions.engagement import engagement
+from lookalike.interactions.events import RecordedEvent
+from lookalike.interactions.sqlite_log import SqliteEventLog
+from tests.support.event_logs import T0, click, dwell, impression, recorded
 
 DAY2 = T0 + timedelta(days=1)
 

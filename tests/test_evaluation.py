@@ -1,4 +1,4 @@
-"""`lookalike evaluate` at smoke size: the report's structure, and orderings any sane run keeps.
+"""`python -m lab evaluate` at smoke size: the report's structure, and orderings any sane run keeps.
 
 No number is hard-coded: the run is small (a few classes, photos and buildings), so only
 comparisons that hold by a wide margin are asserted.
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from lookalike import cli, evaluation_report
-from lookalike.benchmarks import EDITS, GalleryFolder
+import lab.__main__ as lab_cli
+from lab import evaluation_report
+from lab.benchmarks import EDITS, GalleryFolder
 import numpy as np
 
-from lookalike.evaluation import TABLE_METRICS, Acceptance, Evaluation, Settings, evaluate, paired_interval
-from lookalike.evaluation_report import write_report
-from photos import DATASETS
+from lab.evaluation import TABLE_METRICS, Acceptance, Evaluation, Settings, evaluate, paired_interval
+from lab.evaluation_report import write_report
+from lab.datasets import DATASETS_ROOT
 
 LIMIT = 20
 BENCHMARKS = ("category", "fragment", "copy", "multiview")
@@ -28,7 +29,7 @@ METHODS = ("random", "colour histogram", "perceptual hash", "backbone")
 def run(tmp_path_factory, model_path) -> tuple[Evaluation, Path]:
     """One smoke-sized evaluation, reported the way the CLI reports it."""
     out = tmp_path_factory.mktemp("docs") / "EVALUATION.md"
-    settings = Settings(model_path, (out.parent / "seed-1.onnx",), DATASETS, LIMIT, seed=1)
+    settings = Settings(model_path, (out.parent / "seed-1.onnx",), DATASETS_ROOT, LIMIT, seed=1)
     evaluation = evaluate(settings, progress=False)
     write_report(evaluation, out)
     return evaluation, out
@@ -57,14 +58,14 @@ def tables(text: str) -> dict[str, dict[tuple[str, str], dict[str, float]]]:
 
 def test_the_report_starts_with_the_command_that_regenerates_it(run, report, monkeypatch):
     text = report.read_text()
-    command = next(line.strip() for line in text.splitlines() if line.strip().startswith("lookalike evaluate"))
+    command = next(line.strip() for line in text.splitlines() if line.strip().startswith("python -m lab evaluate"))
     assert text.index(command) < text.index("## Results")
     words = shlex.split(command)
     assert words[words.index("--out") + 1] == str(report)
     regenerated = {}
-    monkeypatch.setattr(cli, "evaluate", lambda settings: regenerated.setdefault("settings", settings))
-    monkeypatch.setattr(cli, "write_report", lambda evaluation, out: regenerated.setdefault("out", out))
-    assert cli.main(words[1:]) == 0
+    monkeypatch.setattr(lab_cli, "evaluate", lambda settings: regenerated.setdefault("settings", settings))
+    monkeypatch.setattr(lab_cli, "write_report", lambda evaluation, out: regenerated.setdefault("out", out))
+    assert lab_cli.main(words[3:]) == 0
     assert regenerated == {"settings": run[0].settings, "out": report}
 
 
@@ -152,7 +153,7 @@ def test_the_backbone_posing_as_three_seeds_is_not_accepted_and_its_interval_is_
     """The same model as backbone and as every seed: margin, spread and interval are all exactly 0,
     and a margin of 0 does not clear a spread of 0."""
     out = tmp_path / "EVALUATION.md"
-    evaluation = evaluate(Settings(model_path, (model_path,) * 3, DATASETS, LIMIT, seed=1), progress=False)
+    evaluation = evaluate(Settings(model_path, (model_path,) * 3, DATASETS_ROOT, LIMIT, seed=1), progress=False)
     write_report(evaluation, out)
     section = out.read_text()[out.read_text().index("## Acceptance") : out.read_text().index("## Results")]
     assert "95% interval" in section and "paired bootstrap" in section

@@ -14,10 +14,10 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 from lookalike.cli import main
-from lookalike.events.base import EVENT, Click, event_key, parse_timestamp, timestamp
-from lookalike.events.dynamodb_log import DynamoDBEventLog, EventWriteError, SHARDS
-from lookalike.events.sqlite_log import SqliteEventLog
-from event_logs import T0, click, dwell, impression, query_id, session
+from lookalike.interactions.events import EVENT, Click, event_key, parse_timestamp, timestamp
+from lookalike.aws.dynamodb_log import DynamoDBEventLog, EventWriteError, SHARDS
+from lookalike.interactions.sqlite_log import SqliteEventLog
+from tests.support.event_logs import T0, click, dwell, impression, query_id, session
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_dynamodb_gives_up_after_repeated_throttling(monkeypatch):
         )
 
     monkeypatch.setattr(client, "transact_write_items", throttled)
-    monkeypatch.setattr("lookalike.events.dynamodb_log.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("lookalike.aws.dynamodb_log.time.sleep", lambda seconds: None)
     with pytest.raises(EventWriteError, match="ThrottlingError"):
         DynamoDBEventLog(table).append(batch(1), received_at=T0)
 

@@ -6,18 +6,18 @@ import json
 
 import pytest
 
-from lookalike.engagement import engagement
-from lookalike.events.sqlite_log import SqliteEventLog
+from lookalike.interactions.engagement import engagement
+from lookalike.interactions.sqlite_log import SqliteEventLog
 from lookalike.http.events_routes import MAX_EVENTS_PER_REQUEST
 from lookalike.http.routes import create_app
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
-from event_logs import click, dwell, impression, query_id, session
-from photos import write_gallery
-from api_gateway import call
-from galleries import chelsea_copy
+from tests.support.event_logs import click, dwell, impression, query_id, session
+from tests.support.photos import write_gallery
+from tests.support.api_gateway import call
+from tests.support.galleries import chelsea_copy
 
 SENDBEACON = "text/plain;charset=UTF-8"  # what navigator.sendBeacon(url, string) sends
 

@@ -8,9 +8,9 @@ from urllib3 import encode_multipart_formdata
 
 from lookalike.http.routes import create_app
 from lookalike.proposals import MAX_PROPOSALS, Proposer, iou
-from photos import encode, photo
-from api_gateway import b64, call
-from galleries import index_gallery
+from tests.support.photos import encode, photo
+from tests.support.api_gateway import b64, call
+from tests.support.galleries import index_gallery
 
 
 def pasted_cat() -> tuple[bytes, tuple[int, int, int, int]]:

@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 from urllib3 import encode_multipart_formdata
 
-from api_gateway import Reply, api_event, b64, call, post_form, post_json
-from galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery
+from tests.support.api_gateway import Reply, api_event, b64, call, post_form, post_json
+from tests.support.galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery
 from lookalike.http.routes import MAX_K, MAX_REQUEST_BYTES, create_app
 from lookalike.search import SearchService
-from photos import encode, photo
+from tests.support.photos import encode, photo
 
 
 def ids(reply: Reply) -> list[str]:

@@ -9,8 +9,8 @@ import requests
 
 from lookalike.http.routes import MAX_REQUEST_BYTES, create_app
 from lookalike.http.server import http_event, make_server
-from photos import encode, photo
-from galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery
+from tests.support.photos import encode, photo
+from tests.support.galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from opensearchpy import OpenSearch
 
-from lambda_harness import GALLERY_BUCKET, IDEMPOTENCY_TABLE, LambdaContext, deployment, load_function
+from tests.support.lambda_harness import GALLERY_BUCKET, IDEMPOTENCY_TABLE, LambdaContext, deployment, load_function
 from lookalike.aws.ledger import is_later
 from lookalike.aws.notifications import IndexQueueRecord, object_changes
 from lookalike.stores.opensearch_store import OpenSearchStore
-from photos import encode, photo
+from tests.support.photos import encode, photo
 
 JPEG = encode(photo("chelsea"), quality=90)
 PNG = encode(photo("coffee").resize((320, 213)), "PNG")

@@ -18,7 +18,7 @@ from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.base import MAX_REGIONS
 from lookalike.stores.faiss_store import META_FILENAME, FaissStore
-from photos import encode, photo, write_gallery
+from tests.support.photos import encode, photo, write_gallery
 
 ROOMS = sorted((Path(interior_photos.__file__).parent / "images").glob("*.jpg"))
 

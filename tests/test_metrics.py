@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, ndcg_score
 
-from lookalike.metrics import (
+from lab.metrics import (
     average_precision,
     dcg_at_k,
     hits_at_k,

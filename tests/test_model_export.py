@@ -8,7 +8,7 @@ import torch
 
 from lookalike.images import RESIZE_MODES, to_tensor
 from model_export import export_onnx
-from photos import PHOTOS, photo
+from tests.support.photos import PHOTOS, photo
 
 PHOTO_NAMES = sorted(PHOTOS)
 # ImageNet class indices: tabby, tiger cat, Persian, Siamese, Egyptian cat; espresso, cup, coffee mug.

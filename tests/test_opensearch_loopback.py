@@ -8,7 +8,7 @@ these pin the fake itself. "ref N" names the reference's section.
 import pytest
 from opensearchpy import NotFoundError, OpenSearch, RequestError, helpers
 
-from opensearch_loopback import LoopbackOpenSearch
+from tests.support.opensearch_loopback import LoopbackOpenSearch
 
 
 def client_for(server: LoopbackOpenSearch) -> OpenSearch:

@@ -29,7 +29,7 @@ from lookalike.stores.opensearch_store import (
     region_document_id,
     service_for_host,
 )
-from opensearch_loopback import LoopbackOpenSearch
+from tests.support.opensearch_loopback import LoopbackOpenSearch
 
 GOLDEN = Path(__file__).parent / "golden" / "opensearch"
 

@@ -8,7 +8,7 @@ from PIL import Image
 from lookalike.images import MIN_BOX_SIDE, CropBox, load_image
 from lookalike import proposals
 from lookalike.proposals import MAX_PROPOSALS, NMS_IOU, Proposer, iou, propose
-from photos import encode, photo
+from tests.support.photos import encode, photo
 
 
 def blob_map(*centres: tuple[float, float], size: int = 7, spread: float = 0.6) -> np.ndarray:

@@ -2,12 +2,12 @@
 
 import pytest
 
-from lookalike.datasets import half_area_crop_queries, tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_VAL, half_area_crop_queries, tiny_imagenet_val
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
-from photos import TINY_IMAGENET_VAL
+
 
 GALLERY_SIZE = 500
 REQUIRED_RANK1 = 0.95

@@ -11,7 +11,7 @@ from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.base import ModelVersionMismatchError
 from lookalike.stores.faiss_store import FaissStore
-from photos import encode, photo, write_gallery
+from tests.support.photos import encode, photo, write_gallery
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ import requests
 from PIL import Image
 from skimage import data
 
-from lambda_harness import EVENTS_TABLE, GALLERY_BUCKET, QUERY_BUCKET, LambdaContext, deployment, load_function
+from tests.support.lambda_harness import EVENTS_TABLE, GALLERY_BUCKET, QUERY_BUCKET, LambdaContext, deployment, load_function
 from lookalike.aws import environment
 from lookalike.aws.uploads import MAX_UPLOAD_BYTES, UPLOAD_EXPIRES_IN
 from lookalike.http.routes import MAX_REQUEST_BYTES, create_app
-from opensearch_loopback import LoopbackOpenSearch
-from photos import encode, photo
-from api_gateway import Reply, api_event, b64
+from tests.support.opensearch_loopback import LoopbackOpenSearch
+from tests.support.photos import encode, photo
+from tests.support.api_gateway import Reply, api_event, b64
 
 LAMP = "kitchen/lamp 1.jpg"
 GALLERY = {

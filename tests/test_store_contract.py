@@ -16,7 +16,7 @@ from lookalike.errors import InvalidParameterError
 from lookalike.stores.base import MAX_REGIONS, ModelVersionMismatchError
 from lookalike.stores.faiss_store import FaissStore
 from lookalike.stores.opensearch_store import OpenSearchStore, build_client
-from opensearch_loopback import LoopbackOpenSearch
+from tests.support.opensearch_loopback import LoopbackOpenSearch
 
 DIM = 16
 # Keys as S3 hands them out: folders, spaces, unicode, a '#' and a key past OpenSearch's 512-byte id limit.

@@ -19,7 +19,7 @@ from model_export.batches import PairSampler
 from model_export.data import DEFAULT_TRAIN_TAR, ClickPair, TrainImage, build_training_set, tiny_imagenet_train
 from model_export.head import InfoNCE, ProjectionHead
 from model_export.heldout import mean_average_precision
-from photos import PHOTOS, photo
+from tests.support.photos import PHOTOS, photo
 
 SMOKE = train.Hyperparameters(
     head="mlp",  # the projection to another width exercises the metadata's dim

@@ -10,7 +10,7 @@ from lookalike.indexing import Indexer
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
 from lookalike.watch import FolderWatcher
-from photos import encode, photo
+from tests.support.photos import encode, photo
 
 
 def _eventually(condition, seconds: float = 20) -> bool:

@@ -23,14 +23,14 @@ import pytest
 import requests
 from PIL import Image
 
-from browser import CHROMIUM, launch_chromium, serving
-from lookalike.events.sqlite_log import SqliteEventLog
+from tests.support.browser import CHROMIUM, launch_chromium, serving
+from lookalike.interactions.sqlite_log import SqliteEventLog
 from lookalike.http.routes import MAX_REQUEST_BYTES, create_app
 from lookalike.proposals import Proposer
 from lookalike.search import SearchService
 from lookalike.stores.faiss_store import FaissStore
-from photos import encode, photo
-from galleries import chelsea_copy, collage, index_gallery
+from tests.support.photos import encode, photo
+from tests.support.galleries import chelsea_copy, collage, index_gallery
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -9,18 +9,15 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lookalike.click_labels import LabelRules, training_pairs
-from lookalike.config import default_model_path, default_store_path
+from lookalike.interactions.click_labels import LabelRules, training_pairs
+from lookalike.paths import default_model_path, default_store_path
 from lookalike.embedding import Embedder
-from lookalike.engagement import engagement
+from lookalike.interactions.engagement import engagement
 from lookalike.errors import LookalikeError
-from lookalike.events.sqlite_log import EVENTS_FILENAME, SqliteEventLog
-from lookalike.evaluation import DEFAULT_DATASETS, DEFAULT_SEED, Settings, evaluate
-from lookalike.evaluation_report import write_report
+from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
 from lookalike.images import CropBox
 from lookalike.indexing import Indexer
 from lookalike.proposals import Proposer
@@ -29,8 +26,8 @@ from lookalike.reindexing import reindex
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
+from lookalike.workspace import GalleryRecord
 
-GALLERY_FILENAME = "gallery.json"
 REGIONS_HELP = (
     "also index each image's suggested fragments, so a query of one object finds photos containing it "
     "(default: as the store was last indexed; --no-regions turns it off)"
@@ -99,25 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     pairs.add_argument("--missing-dwell", choices=("keep", "drop"), default=LabelRules.missing_dwell, help="clicks without a dwell report (default %(default)s)")
     pairs.add_argument("--eta", type=float, default=LabelRules.eta, help="default examination curve (1/position)^eta (default %(default)s)")
     pairs.add_argument("--estimate-propensities", action="store_true", help="estimate position propensities from the log where it can")
-    simulate = command("simulate", _simulate, "play simulated users against the local search (Tiny ImageNet training images)")
-    simulate.add_argument("--sessions", type=int, default=1000)
-    simulate.add_argument("--seed", type=int, default=0)
-    simulate.add_argument("--classes", type=int, default=50, help="Tiny ImageNet classes (default %(default)s)")
-    simulate.add_argument("--per-class", type=int, default=20, help="gallery images per class (default %(default)s)")
-    simulate.add_argument("--queries-per-class", type=int, default=2, help="query images per class (default %(default)s)")
-    simulate.add_argument("-k", type=int, default=10, help="results per search (default %(default)s)")
-    simulate.add_argument("--work", type=Path, default=None, help="gallery and store folder (default ~/.cache/lookalike/simulator); the store is WORK/store unless --store is given (never $LOOKALIKE_STORE)")
-    simulate.add_argument("--tar", type=Path, default=None, help="Tiny ImageNet train-100.tar (default ../shared/datasets/tiny-imagenet/train-100.tar)")
-
-    evaluate_help = "compare retrieval methods on the offline benchmarks; writes a report with plots"
-    evaluate_parser = commands.add_parser("evaluate", help=evaluate_help, description=evaluate_help)
-    evaluate_parser.set_defaults(command=_evaluate)
-    evaluate_parser.add_argument("--model", type=Path, default=None, help=f"the raw backbone ONNX (default {default_model_path()}, or $LOOKALIKE_MODEL)")
-    evaluate_parser.add_argument("--model-finetuned", type=Path, action="append", default=[], metavar="ONNX", help="a fine-tuned model; repeat once per training seed")
-    evaluate_parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help=f"folder holding tiny-imagenet/val.tar (default {DEFAULT_DATASETS})")
-    evaluate_parser.add_argument("--limit", type=int, default=None, metavar="N", help="smoke size: N Tiny ImageNet images, N/10 photos and buildings")
-    evaluate_parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the copy-detection edits and the random baseline")
-    evaluate_parser.add_argument("--out", type=Path, default=Path("docs/EVALUATION.md"), help="the report; plots go to evaluation/ beside it")
     return parser
 
 
@@ -147,28 +125,6 @@ def _embedder(args: argparse.Namespace) -> Embedder:
     if not Path(path).is_file():
         raise LookalikeError(f"no model at {path}: build it with `python -m model_export.export_onnx`")
     return Embedder(path)
-
-
-@dataclass(frozen=True)
-class GalleryRecord:
-    """How a store's gallery was last indexed (`<store>/gallery.json`): the folder its images are
-    read from, and whether region vectors were added, so that `serve`, `reindex` and later
-    `index` runs go on the same way without repeating flags (a reindex that forgot --regions
-    would silently drop every image's fragments)."""
-
-    root: Path
-    regions: bool = False
-
-    @classmethod
-    def read(cls, store_path: Path) -> "GalleryRecord | None":
-        path = store_path / GALLERY_FILENAME
-        if not path.is_file():
-            return None
-        record = json.loads(path.read_text())
-        return cls(Path(record["root"]), bool(record.get("regions", False)))
-
-    def write(self, store_path: Path) -> None:
-        (store_path / GALLERY_FILENAME).write_text(json.dumps({"root": str(self.root), "regions": self.regions}))
 
 
 def _regions(args: argparse.Namespace, record: GalleryRecord | None) -> bool:
@@ -293,13 +249,6 @@ def _blocked(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    settings = Settings(args.model or default_model_path(), tuple(args.model_finetuned), args.datasets, args.limit, args.seed)
-    write_report(evaluate(settings), args.out)
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
-
-
 def _add_event_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=_moment, default=None, help="events received from (ISO date or time, UTC)")
     parser.add_argument("--until", type=_moment, default=None, help="events received before (ISO date or time, UTC)")
@@ -318,12 +267,12 @@ def _event_records(args: argparse.Namespace):
     if args.events_table:
         import boto3
 
-        from lookalike.events.dynamodb_log import DynamoDBEventLog
+        from lookalike.aws.dynamodb_log import DynamoDBEventLog
 
         return DynamoDBEventLog(boto3.resource("dynamodb").Table(args.events_table)).events(args.since, args.until)
     path = Path(args.store or default_store_path()) / EVENTS_FILENAME
     if not path.is_file():
-        raise LookalikeError(f"no event log at {path}: `lookalike serve` (POST /events) or `lookalike simulate` writes it")
+        raise LookalikeError(f"no event log at {path}: `lookalike serve` (POST /events) or `python -m lab simulate` writes it")
     return SqliteEventLog(path).events(args.since, args.until)
 
 
@@ -347,25 +296,4 @@ def _training_set(args: argparse.Namespace) -> int:
     path.write_text("".join(pair.json_line() + "\n" for pair in pairs))
     print(report.summary(), file=sys.stderr)
     print(f"wrote {len(pairs)} pairs to {path}", file=sys.stderr)
-    return 0
-
-
-def _simulate(args: argparse.Namespace) -> int:
-    from lookalike.click_simulator import DEFAULT_TRAIN_TAR, SimulationSettings, default_work_dir, simulate
-
-    settings = SimulationSettings(
-        work=args.work or default_work_dir(),
-        tar=args.tar or DEFAULT_TRAIN_TAR,
-        classes=args.classes,
-        per_class=args.per_class,
-        queries_per_class=args.queries_per_class,
-        sessions=args.sessions,
-        seed=args.seed,
-        k=args.k,
-    )
-    store_path = args.store or settings.store
-    summary = simulate(settings, _embedder(args), store_path)
-    GalleryRecord(settings.gallery.resolve()).write(store_path)
-    print(summary.text())
-    print(engagement(SqliteEventLog(store_path / EVENTS_FILENAME).events()).table())
     return 0

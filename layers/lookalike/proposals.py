@@ -14,7 +14,7 @@ input; model_export.export_onnx), and this module turns it into boxes:
    NMS_IOU, up to MAX_PROPOSALS.
 
 The constants were tuned on Tiny ImageNet training boxes and measured once on its validation
-boxes by `python -m bench.proposals` (docs/FRAGMENTS.md has the figures). Boxes are half-open,
+boxes by `python -m lab.bench.proposals` (docs/FRAGMENTS.md has the figures). Boxes are half-open,
 in pixels of the image the map was computed from, and always valid crop boxes.
 """
 

@@ -23,9 +23,9 @@ from lookalike.aws.backfill import Backfill
 from lookalike.aws.ledger import Ledger, OrderedIndexer
 from lookalike.aws.s3_source import S3Source
 from lookalike.aws.uploads import QueryUploads
-from lookalike.config import default_model_path
+from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
-from lookalike.events.dynamodb_log import DynamoDBEventLog
+from lookalike.aws.dynamodb_log import DynamoDBEventLog
 from lookalike.indexing import Indexer
 from lookalike.knn import KnnMethod
 from lookalike.proposals import Proposer

@@ -7,7 +7,7 @@ by powertools' validation, which only reads JSON and form bodies.
 
 Each event is validated on its own: the valid ones are stored even when others are refused
 (422, naming each refused event by its index), so that one bad event never costs the rest.
-Appends are idempotent (see lookalike.events.base), so sending the corrected batch again, or
+Appends are idempotent (see lookalike.interactions.events), so sending the corrected batch again, or
 any retry, counts nothing twice.
 """
 
@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from lookalike.events.base import EVENT, Event, EventLog
+from lookalike.interactions.events import EVENT, Event, EventLog
 
 logger = Logger(service="lookalike")
 

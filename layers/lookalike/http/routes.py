@@ -32,7 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from lookalike import __version__
 from lookalike.errors import ImageTooLargeError, InvalidParameterError, LookalikeError, NotFoundError
-from lookalike.events.base import EventLog
+from lookalike.interactions.events import EventLog
 from lookalike.http.events_routes import add_event_routes
 from lookalike.http.page_routes import add_page_routes
 from lookalike.http.uploads_routes import QueryUploadStore, add_upload_routes

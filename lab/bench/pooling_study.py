@@ -1,11 +1,11 @@
 """Choose the embedder's pooling and resize mode by the retrieval task the product must pass.
 
-    python -m bench.pooling_study [--sizes 224 288]    (from the repository root: it imports model_export)
+    python -m lab.bench.pooling_study [--sizes 224 288]    (from the repository root: it imports model_export)
 
 Gallery: the first 500 Tiny ImageNet validation images by file number (val_0 ... val_499).
 Queries: each gallery image cropped to 50% of its area at a random position and aspect ratio
 (log-uniform in [1/2, 2], clipped to fit; seed 2026), saved as a new PNG: the protocol of
-lookalike.datasets, the same one tests/test_retrieval.py asserts on. Metric: the fraction of
+lab.datasets, the same one tests/test_retrieval.py asserts on. Metric: the fraction of
 queries whose source is the rank-1 gallery image by cosine; the product needs >= 95%.
 
 Images go through the product's own path (lookalike.images.load_image and to_tensor, with the
@@ -26,17 +26,17 @@ ties for best here and sits between average and max pooling.
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from lookalike.datasets import half_area_crop_queries, tiny_imagenet_val
+from lab.datasets import half_area_crop_queries, tiny_imagenet_val
 from lookalike.images import RESIZE_MODES, load_image, to_tensor
 from model_export.export_onnx import MEAN, POOLINGS, STD, load_backbone, pool
+from lab.datasets import TINY_IMAGENET_VAL
 
 GALLERY_SIZE = 500
-VAL_TAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tiny-imagenet" / "val.tar"
+VAL_TAR = TINY_IMAGENET_VAL
 BATCH = 50
 
 

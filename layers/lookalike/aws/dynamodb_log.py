@@ -10,7 +10,7 @@ a request in one TransactWriteItems call (up to 100 conditional puts at once). A
 its condition and cancels the transaction; the cancellation reasons name which items, so those
 are counted as duplicates and the rest written again. The first copy's `received_at` stays.
 The key includes the day: a retry that arrives on the next UTC day is stored again (the readers
-dedupe repeated clicks per session anyway: see lookalike.click_labels).
+dedupe repeated clicks per session anyway: see lookalike.interactions.click_labels).
 """
 
 import time
@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 from boto3.dynamodb.conditions import Attr, Key
 
-from lookalike.events.base import EVENT, AppendResult, Event, RecordedEvent, parse_timestamp, record, timestamp, utc_now
+from lookalike.interactions.events import EVENT, AppendResult, Event, RecordedEvent, parse_timestamp, record, timestamp, utc_now
 
 SHARDS = 4
 # Clicks older than this have done their work as labels; DynamoDB's TTL deletes them.

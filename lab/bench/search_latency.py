@@ -18,16 +18,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lookalike.config import default_model_path
-from lookalike.datasets import tiny_imagenet_val
+from lookalike.paths import default_model_path
+from lab.datasets import tiny_imagenet_val
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
+from lab.datasets import TINY_IMAGENET_VAL
 
-VAL_TAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tiny-imagenet" / "val.tar"
+VAL_TAR = TINY_IMAGENET_VAL
 
 
 def percentiles(milliseconds: list[float]) -> str:

@@ -1,8 +1,8 @@
 """Quick side-by-side of embedders: retrieval quality on Tiny ImageNet validation images, and speed.
 
-    python -m bench.model_quality MODEL.onnx [MODEL.onnx ...] [--images 600] [--threads 2]
+    python -m lab.bench.model_quality MODEL.onnx [MODEL.onnx ...] [--images 600] [--threads 2]
 
-A sanity check, not the evaluation (that is `lookalike evaluate`, docs/EVALUATION.md), and never
+A sanity check, not the evaluation (that is `python -m lab evaluate`, docs/EVALUATION.md), and never
 a tuning signal: hyperparameters are chosen on the held-out part of the training tar. Used for
 the fine-tuned models and their int8 variants in docs/TRAINING.md.
 
@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.datasets import tiny_imagenet_val
+from lab.datasets import tiny_imagenet_val
 from lookalike.embedding import Embedder
 from model_export.augment import ProbeViews
 from model_export.data import TrainImage
 from model_export.features import decode
 from model_export.heldout import retrieval_metrics
+from lab.datasets import TINY_IMAGENET_VAL
 
-VAL_TAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tiny-imagenet" / "val.tar"
+VAL_TAR = TINY_IMAGENET_VAL
 SPEED_IMAGES = 32  # per timed run: one batch of 32, or 32 batches of 1
 
 

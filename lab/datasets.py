@@ -4,10 +4,17 @@ Used by the retrieval test, the benchmarks and offline evaluation; the images th
 never copied into the repository.
 """
 
+import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+# The one place that says where the data sets are: `LOOKALIKE_DATASETS`, else `shared/datasets`
+# beside the repository (read in place, never copied into it).
+DATASETS_ROOT = Path(os.environ.get("LOOKALIKE_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+TINY_IMAGENET_VAL = DATASETS_ROOT / "tiny-imagenet" / "val.tar"
+TINY_IMAGENET_TRAIN = DATASETS_ROOT / "tiny-imagenet" / "train-100.tar"
 
 
 @dataclass(frozen=True)

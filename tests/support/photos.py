@@ -7,8 +7,6 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-TINY_IMAGENET_VAL = DATASETS / "tiny-imagenet" / "val.tar"
 
 PHOTOS = {
     "astronaut": data.astronaut,

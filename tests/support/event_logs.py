@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from lookalike.events.base import Click, Dwell, Impression, RecordedEvent, ShownResult, event_key
+from lookalike.interactions.events import Click, Dwell, Impression, RecordedEvent, ShownResult, event_key
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 

@@ -1,6 +1,6 @@
 """Do region vectors let an object query find the photos it is only a part of, and at what cost?
 
-    python -m bench.region_vectors [--objects 300] [--category-gallery 2000] [--category-queries 200]
+    python -m lab.bench.region_vectors [--objects 300] [--category-gallery 2000] [--category-queries 200]
 
 (from the repository root). Two galleries, each indexed twice by the product's Indexer into a
 fresh FaissStore (exact search): without region vectors, and with them (`Indexer(regions=True)`,
@@ -8,7 +8,7 @@ fresh FaissStore (exact search): without region vectors, and with them (`Indexer
 
 1. Fragments inside gallery images. Queries: Tiny ImageNet validation images val_0 ... (the
    object). Gallery: one composite per query, the object pasted small (10-30% of the area) into
-   a random crop of a real scene (bench.composites: 39 interiors, ~35 mvtb-data street, campus
+   a random crop of a real scene (lab.bench.composites: 39 interiors, ~35 mvtb-data street, campus
    and building photos), plus distractors: the plain scenes themselves and as many other
    validation images as there are queries. The query's composite is its only relevant image.
    Metrics: MRR@10, recall@1 and recall@10.
@@ -32,17 +32,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.composites import SCENE_SIDE, encode_jpeg, load_scenes, scene_paths, composites
-from lookalike.config import default_model_path
-from lookalike.datasets import LabelledImage, tiny_imagenet_val
+from lab.bench.composites import SCENE_SIDE, encode_jpeg, load_scenes, scene_paths, composites
+from lookalike.paths import default_model_path
+from lab.datasets import LabelledImage, tiny_imagenet_val
 from lookalike.embedding import Embedder
-from lookalike import metrics
+from lab import metrics
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
+from lab.datasets import TINY_IMAGENET_VAL
 
-VAL_TAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tiny-imagenet" / "val.tar"
+VAL_TAR = TINY_IMAGENET_VAL
 CATEGORY_GALLERY_START = 1000
 K = 10
 SEED = 2026

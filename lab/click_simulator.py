@@ -48,16 +48,16 @@ import numpy as np
 
 from lookalike.embedding import Embedder
 from lookalike.errors import LookalikeError
-from lookalike.events.sqlite_log import EVENTS_FILENAME, SqliteEventLog
+from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
 from lookalike.http.routes import create_app
 from lookalike.http.server import make_server
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
+from lab.datasets import TINY_IMAGENET_TRAIN
 
-# Read in place from the shared datasets folder beside the project; never copied into it.
-DEFAULT_TRAIN_TAR = Path("../shared/datasets/tiny-imagenet/train-100.tar")
+DEFAULT_TRAIN_TAR = TINY_IMAGENET_TRAIN
 QUERIES_FOLDER = ".queries"
 _MEMBER = re.compile(r"tiny-imagenet/train/(n\d+)/images/(n\d+)_(\d+)\.JPEG")
 _IMAGES_PER_CLASS = 100

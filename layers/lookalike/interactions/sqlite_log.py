@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from lookalike.events.base import EVENT, AppendResult, Event, RecordedEvent, parse_timestamp, record, timestamp
+from lookalike.interactions.events import EVENT, AppendResult, Event, RecordedEvent, parse_timestamp, record, timestamp
 
 EVENTS_FILENAME = "events.sqlite"
 

@@ -1,14 +1,14 @@
 """Online metrics: how users engage with the results, from the event log.
 
 Definitions (a search is one (session, query id) with an impression; its outcome follows the
-rules of lookalike.events.outcomes: a result is clicked at most once, at the position the
+rules of lookalike.interactions.outcomes: a result is clicked at most once, at the position the
 impression showed it):
 - CTR (search-level, the usual "click-through rate of a search"): searches with at least one
   click / searches. 1 - CTR is the abandonment rate.
 - Result CTR: clicked results / shown results (each shown result is one chance to be clicked).
 - CTR at position p: clicked results at position p / results shown at position p. It falls
   with p both because lower results are less relevant and because fewer users look that far
-  down (position bias): see lookalike.click_labels for separating the two.
+  down (position bias): see lookalike.interactions.click_labels for separating the two.
 - MRR (of clicks): mean over searches of 1 / (position of the highest clicked result), 0 for a
   search without clicks.
 - Mean dwell: mean over clicked results with dwell information of the total time they stayed
@@ -23,8 +23,8 @@ not: these metrics describe behaviour, the label rules decide what is evidence.
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from lookalike.events.base import RecordedEvent
-from lookalike.events.outcomes import OutcomeCounts, SearchOutcome, search_outcomes
+from lookalike.interactions.events import RecordedEvent
+from lookalike.interactions.outcomes import OutcomeCounts, SearchOutcome, search_outcomes
 
 
 @dataclass(frozen=True)

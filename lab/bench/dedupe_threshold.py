@@ -20,7 +20,7 @@ import mvtbdata
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from lookalike.config import default_model_path
+from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 from lookalike.ranking import DEDUPE_THRESHOLD

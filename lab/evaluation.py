@@ -1,11 +1,11 @@
-"""`lookalike evaluate`: every method on every benchmark in one run, through the production path.
+"""`python -m lab evaluate`: every method on every benchmark in one run, through the production path.
 
 For each method (the baselines, the raw pretrained backbone, each fine-tuned model) and each
-benchmark (lookalike.benchmarks), the benchmark's gallery is indexed by the Indexer into a fresh
+benchmark (lab.benchmarks), the benchmark's gallery is indexed by the Indexer into a fresh
 FaissStore (exact search), and every query goes through the SearchService twice: re-ranked
 (the default RankingPolicy: near-duplicates collapsed) and plain (dedupe off). Both leave out
 the query's own image, by its content hash, as production does. The top DEPTH results of each
-query are judged against the benchmark's graded relevance with lookalike.metrics.
+query are judged against the benchmark's graded relevance with lab.metrics.
 
 A method's embedder is wrapped in a memo keyed by the decoded pixels, so an image met again (a
 gallery image that is also a query, the Tiny ImageNet images that four benchmarks share, the
@@ -27,15 +27,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from lookalike import metrics
-from lookalike.baselines import ColourHistogramEmbedder, ImageEmbedder, PerceptualHashEmbedder, RandomEmbedder
-from lookalike.benchmarks import Benchmark, GalleryFolder, build_benchmarks
+from lab import metrics
+from lab.baselines import ColourHistogramEmbedder, ImageEmbedder, PerceptualHashEmbedder, RandomEmbedder
+from lab.benchmarks import Benchmark, GalleryFolder, build_benchmarks
 from lookalike.embedding import Embedder, ModelInfo
 from lookalike.errors import LookalikeError
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
+from lab.datasets import DATASETS_ROOT
 
 # Results judged per query: MRR and mAP count what is found within them, and the Precision@k /
 # Recall@k curves run to k = DEPTH. Past 100 a person has stopped looking.
@@ -44,7 +45,7 @@ CUTOFF = 10  # the k of P@k, R@k and nDCG@k in the table: one page of results
 TABLE_METRICS = ("MRR", "P@1", f"P@{CUTOFF}", f"R@{CUTOFF}", "mAP", f"nDCG@{CUTOFF}")
 QUERY_BATCH = 64
 DEFAULT_SEED = 2026
-DEFAULT_DATASETS = Path("../shared/datasets")  # relative to the project's root (the datasets' README)
+DEFAULT_DATASETS = DATASETS_ROOT
 # The acceptance test compares mAP on these benchmarks (issue 4): where fine-tuning should help.
 ACCEPTANCE_BENCHMARKS = ("category", "fragment")
 MIN_SEEDS = 3
@@ -147,7 +148,7 @@ def evaluate(settings: Settings, progress: bool = True) -> Evaluation:
     """Build the benchmarks in a scratch folder, run every method on them, judge every query."""
     tar = settings.datasets / TINY_IMAGENET_VAL
     if not tar.is_file():
-        raise LookalikeError(f"no Tiny ImageNet validation tar at {tar}: pass --datasets (see ../shared/datasets/README.md)")
+        raise LookalikeError(f"no Tiny ImageNet validation tar at {tar}: pass --datasets")
     if not settings.backbone.is_file():
         raise LookalikeError(f"no model at {settings.backbone}: build it with `python -m model_export.export_onnx`")
     started = time.perf_counter()

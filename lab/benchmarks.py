@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from lookalike.datasets import LabelledImage, random_crop_box, tiny_imagenet_val
+from lab.datasets import LabelledImage, random_crop_box, tiny_imagenet_val
 from lookalike.images import MIN_BOX_SIDE, CropBox
 
 GRADE_SAME_CLASS = 2

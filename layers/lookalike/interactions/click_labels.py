@@ -3,7 +3,7 @@
 A click is weak, noisy evidence. The rules below turn the event log into (query, positive)
 pairs with hard negatives, each rule testable on its own (docs/LEARNING_LOOP.md explains them):
 
-1. Searches are rebuilt by lookalike.events.outcomes: repeated click events on one result count
+1. Searches are rebuilt by lookalike.interactions.outcomes: repeated click events on one result count
    once; clicks are placed at the position the impression showed.
 2. Only searches whose impression names a `query_key` (the query image's key under the gallery
    folder) yield pairs: training needs the query image itself.
@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from lookalike.events.base import RecordedEvent
-from lookalike.events.outcomes import OutcomeCounts, SearchOutcome, search_outcomes
+from lookalike.interactions.events import RecordedEvent
+from lookalike.interactions.outcomes import OutcomeCounts, SearchOutcome, search_outcomes
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from moto import mock_aws
 
 from lookalike.aws import environment
 
-FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 GALLERY_BUCKET = "lookalike-gallery"

@@ -10,7 +10,7 @@ from lookalike.indexing import Indexer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
-from photos import encode, photo, write_gallery
+from tests.support.photos import encode, photo, write_gallery
 
 LAMP = "kitchen/lamp 1.jpg"  # a folder and a space: the id must be percent-encoded in URLs
 LAMP_URL = "/images/kitchen%2Flamp%201.jpg"

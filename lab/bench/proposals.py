@@ -1,8 +1,8 @@
 """How often a suggested fragment is the annotated object: Tiny ImageNet boxes, recall at IoU >= 0.5.
 
-    python -m bench.proposals                  # training boxes: baselines and lookalike.proposals' defaults
-    python -m bench.proposals --tune           # ... plus the grid of settings the defaults were chosen from
-    python -m bench.proposals --validation     # the validation figure: run it once, after tuning
+    python -m lab.bench.proposals                  # training boxes: baselines and lookalike.proposals' defaults
+    python -m lab.bench.proposals --tune           # ... plus the grid of settings the defaults were chosen from
+    python -m lab.bench.proposals --validation     # the validation figure: run it once, after tuning
 
 (from the repository root: it reads the training tar through model_export.data.) Each image
 has one annotated object box; a proposal list finds it when one of its first 3 boxes overlaps it
@@ -15,7 +15,7 @@ fraction that does best on the training boxes; and three centred boxes likewise,
 comparison for a top-3 figure.
 
 Tiny ImageNet objects mostly fill their 64x64 frame, unlike a lamp in a room, so the same
-figures are also given for objects pasted small into real scenes (bench.composites: 10-30% of
+figures are also given for objects pasted small into real scenes (lab.bench.composites: 10-30% of
 the area; training image number --per-class of each class for tuning, the first 500 validation
 images for the validation figure); the pasted box is the truth there.
 """
@@ -29,15 +29,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.composites import composites
-from lookalike.config import default_model_path
-from lookalike.datasets import tiny_imagenet_val
+from lab.bench.composites import composites
+from lookalike.paths import default_model_path
+from lab.datasets import TINY_IMAGENET_TRAIN, TINY_IMAGENET_VAL, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 from lookalike.proposals import LEVELS, NMS_IOU, iou, propose
 from model_export.data import tiny_imagenet_train
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tiny-imagenet"
 TOP = 3
 HIT_IOU = 0.5
 CENTRE_SIDES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -128,7 +127,7 @@ def main() -> None:
     embedder = Embedder(args.model or default_model_path())
 
     train, pasted = [], []
-    for number, image in tiny_imagenet_train(DATASETS / "train-100.tar", per_class=args.per_class + 1):
+    for number, image in tiny_imagenet_train(TINY_IMAGENET_TRAIN, per_class=args.per_class + 1):
         if image.box is not None:  # one class of the tar (n02480855) comes without its boxes file
             (pasted if number == args.per_class else train).append(image)
     train_maps, train_sizes = activation_maps(embedder, [image.data for image in train], "training maps")
@@ -151,7 +150,7 @@ def main() -> None:
             tqdm.write(f"  levels {str(levels):<36} nms_iou {nms_iou:<4g} {boxes:6.1%} {pasted_boxes:6.1%}")
 
     if args.validation:
-        val = list(tiny_imagenet_val(DATASETS / "val.tar", args.limit))
+        val = list(tiny_imagenet_val(TINY_IMAGENET_VAL, args.limit))
         val_maps, val_sizes = activation_maps(embedder, [image.data for image in val], "validation maps")
         report("validation", val_maps, val_sizes, [image.box for image in val], one_side, three_sides)
         val_composites = composites([image.data for image in val[:VAL_COMPOSITES]], seed=VAL_SEED)

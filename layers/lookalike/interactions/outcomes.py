@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lookalike.events.base import Click, Dwell, Impression, RecordedEvent
+from lookalike.interactions.events import Click, Dwell, Impression, RecordedEvent
 
 
 @dataclass
