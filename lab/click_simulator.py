@@ -54,7 +54,7 @@ from lookalike.http.server import make_server
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from lab.datasets import TINY_IMAGENET_TRAIN
 
 DEFAULT_TRAIN_TAR = TINY_IMAGENET_TRAIN

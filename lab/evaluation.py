@@ -35,7 +35,7 @@ from lookalike.errors import LookalikeError
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from lab.datasets import DATASETS_ROOT
 
 # Results judged per query: MRR and mAP count what is found within them, and the Precision@k /

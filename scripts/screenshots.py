@@ -21,7 +21,7 @@ from lookalike.http.routes import create_app
 from lookalike.proposals import Proposer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the browser harness the end-to-end tests use

@@ -10,7 +10,7 @@ from lookalike.interactions.click_labels import training_pairs
 from lab.click_simulator import QUERIES_FOLDER, SimulationSettings, image_class, simulate
 from lookalike.interactions.events import Impression
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from lab.datasets import TINY_IMAGENET_TRAIN
 
 TRAIN_TAR = TINY_IMAGENET_TRAIN

@@ -13,7 +13,7 @@ from lookalike.http.routes import create_app
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from tests.support.event_logs import click, dwell, impression, query_id, session
 from tests.support.photos import write_gallery
 from tests.support.api_gateway import call

@@ -17,8 +17,10 @@ from lookalike import knn
 from lookalike.errors import InvalidParameterError
 from lookalike.knn import KnnMethod
 from lookalike.stores.base import Hit, ModelVersionMismatchError
-from lookalike.stores import faiss_store
-from lookalike.stores.faiss_store import COMPACT_FRACTION, META_FILENAME, PARALLEL_QUERIES, FaissStore
+from lookalike.stores.faiss import FaissStore
+from lookalike.stores.faiss import store as faiss_store
+from lookalike.stores.faiss.files import META_FILENAME
+from lookalike.stores.faiss.store import COMPACT_FRACTION, PARALLEL_QUERIES
 
 DIM = 32
 METHODS = ["flat", "hnsw"]
@@ -322,7 +324,7 @@ def test_two_writers_interleaved_lose_nothing(tmp_path):
 WRITER = textwrap.dedent(
     """
     import os, sys, time, numpy as np
-    from lookalike.stores.faiss_store import FaissStore
+    from lookalike.stores.faiss import FaissStore
     path, prefix = sys.argv[1], sys.argv[2]
     store = FaissStore(path)
     print("ready", flush=True)
@@ -457,16 +459,16 @@ ROUNDS = textwrap.dedent(
 CRASHING_WRITER = ROUNDS + textwrap.dedent(
     """
     import sys, time
-    from lookalike.stores import faiss_store
+    from lookalike.stores.faiss import FaissStore, files
     path, mode, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == "pause":
-        install = faiss_store._install_file
+        install = files.install_index
         def install_then_wait(index, target):
             install(index, target)
             print("installed", flush=True)
             time.sleep(60)
-        faiss_store._install_file = install_then_wait
-    store = faiss_store.FaissStore(path)
+        files.install_index = install_then_wait
+    store = FaissStore(path)
     print("ready", flush=True)
     for r in range(first, first + 10_000):
         apply_round(store, r)

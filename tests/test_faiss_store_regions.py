@@ -8,7 +8,9 @@ import pytest
 
 from lookalike.errors import InvalidParameterError
 from lookalike.stores.base import MAX_REGIONS
-from lookalike.stores.faiss_store import COMPACT_FRACTION, META_FILENAME, FaissStore
+from lookalike.stores.faiss import FaissStore
+from lookalike.stores.faiss.files import META_FILENAME
+from lookalike.stores.faiss.store import COMPACT_FRACTION
 
 DIM = 32
 METHODS = ["flat", "hnsw"]

@@ -17,7 +17,8 @@ from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.base import MAX_REGIONS
-from lookalike.stores.faiss_store import META_FILENAME, FaissStore
+from lookalike.stores.faiss import FaissStore
+from lookalike.stores.faiss.files import META_FILENAME
 from tests.support.photos import encode, photo, write_gallery
 
 ROOMS = sorted((Path(interior_photos.__file__).parent / "images").glob("*.jpg"))

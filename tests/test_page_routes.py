@@ -14,7 +14,7 @@ from lookalike.http.server import http_event
 from lookalike.images import MIN_BOX_SIDE
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 from lookalike.cli import main
 from lookalike.reindexing import previous_path, staging_path
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from tests.support.photos import encode, photo, write_gallery
 
 OTHER_VERSION = "test-other-model"

@@ -6,7 +6,7 @@ from lab.datasets import TINY_IMAGENET_VAL, half_area_crop_queries, tiny_imagene
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 
 
 GALLERY_SIZE = 500

@@ -10,7 +10,7 @@ from lookalike.ranking import RankingPolicy
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.base import ModelVersionMismatchError
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from tests.support.photos import encode, photo, write_gallery
 
 

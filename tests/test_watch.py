@@ -8,7 +8,7 @@ import pytest
 
 from lookalike.indexing import Indexer
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from lookalike.watch import FolderWatcher
 from tests.support.photos import encode, photo
 

@@ -28,7 +28,7 @@ from lookalike.interactions.sqlite_log import SqliteEventLog
 from lookalike.http.routes import MAX_REQUEST_BYTES, create_app
 from lookalike.proposals import Proposer
 from lookalike.search import SearchService
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from tests.support.photos import encode, photo
 from tests.support.galleries import chelsea_copy, collage, index_gallery
 

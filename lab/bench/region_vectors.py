@@ -40,7 +40,7 @@ from lab import metrics
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from lab.datasets import TINY_IMAGENET_VAL
 
 VAL_TAR = TINY_IMAGENET_VAL

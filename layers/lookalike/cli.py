@@ -25,7 +25,7 @@ from lookalike.ranking import RankingPolicy
 from lookalike.reindexing import reindex
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from lookalike.workspace import GalleryRecord
 
 REGIONS_HELP = (

@@ -24,7 +24,6 @@ started are picked up by a `lookalike index` run after it.
 """
 
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +34,11 @@ from lookalike.indexing import IndexReport, Indexer
 from lookalike.knn import KnnMethod
 from lookalike.sources import ImageSource
 from lookalike.stores.base import ModelVersionMismatchError
-from lookalike.stores.faiss_store import INDEX_PATTERN, LOCK_FILENAME, META_FILENAME, FaissStore
+from lookalike.stores.faiss import FaissStore, is_store_file
+from lookalike.stores.faiss.files import META_FILENAME
 
 STAGING_SUFFIX = ".reindex"
 PREVIOUS_SUFFIX = ".previous"
-# The store's own files: its SQLite database (and SQLite's journal files), index generations, lock.
-_STORE_FILES = re.compile(
-    rf"{re.escape(META_FILENAME)}(-wal|-shm|-journal)?|{re.escape(LOCK_FILENAME)}|{INDEX_PATTERN.pattern}(\.tmp)?"
-)
 
 
 @dataclass
@@ -88,7 +84,7 @@ def _staging_store(path: Path, method: str | KnnMethod, model_version: str) -> F
 
 def _swap(store_path: Path, staging: Path, previous: Path) -> None:
     for entry in store_path.iterdir():
-        if not _STORE_FILES.fullmatch(entry.name):
+        if not is_store_file(entry.name):
             os.replace(entry, staging / entry.name)
     if previous.exists():
         shutil.rmtree(previous)

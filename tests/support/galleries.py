@@ -9,7 +9,7 @@ from skimage import data
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
-from lookalike.stores.faiss_store import FaissStore
+from lookalike.stores.faiss import FaissStore
 from tests.support.photos import encode, photo, write_gallery
 
 LAMP = "kitchen/lamp 1.jpg"  # a folder and a space: the id must be percent-encoded in URLs

@@ -1,23 +1,8 @@
-"""The embedded vector store: a FAISS index plus a SQLite sidecar, in one directory.
+"""The embedded vector store: a FAISS index plus a SQLite sidecar, in one folder.
 
-Layout of `path`:
-  meta.sqlite        settings (dim, method, model version, generation), the id map (string id <->
-                     FAISS int64 id), each image's float32 vector (the source of truth: rebuilds
-                     and compaction read it), content hash, tags, the block list and tombstones;
-                     `regions` holds each image's extra vectors (suggested fragments), one
-                     FAISS id each.
-  index-<n>.faiss    the FAISS index of index generation n (IDMap2 over Flat or HNSW, inner product).
-  lock               flock'ed by a writer for the length of a commit.
-
-Commit protocol (`persist`): under the lock, open a SQLite write transaction, write the rows,
-write the new index to a temporary name, fsync, rename to `index-<n+1>.faiss`, fsync the
-directory, then switch the generation in SQLite and COMMIT. The COMMIT is the single atomic
-commit point: a crash before it leaves the previous generation (its rows and its index file,
-deleted only after the COMMIT) intact; files a crashed writer left behind are removed on open.
-
-Writes are buffered in memory (they are visible to this instance at once) and kept as an
-operation log. If another process committed in the meantime, `persist` reloads that generation
-and replays the log on top: upserts and deletes are idempotent, so two writers lose nothing.
+The folder's files and the crash-safe commit are `files`' business; this instance's uncommitted
+writes, replayed over another writer's commit, are `oplog`'s. Here: loading a generation, writing
+the next one's rows, and search.
 
 HNSW cannot remove vectors, so replaced and deleted vectors become tombstones, excluded inside
 the search by an IDSelector, until they pass COMPACT_FRACTION of the index and a commit
@@ -28,33 +13,27 @@ own FAISS id mapped back to the image. Search asks FAISS for k * (1 + MAX_REGION
 the store holds any region, enough for k distinct images, and keeps each image's best score.
 """
 
-import errno
-import fcntl
-import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from lookalike.errors import InvalidParameterError, LookalikeError
 from lookalike import knn
+from lookalike.errors import InvalidParameterError, LookalikeError
 from lookalike.knn import AUTO, KnnMethod, resolve_method
-from lookalike.stores.base import MAX_REGIONS, Hit, ModelVersionMismatchError, StoredImage, unit_rows, upsert_batch
+from lookalike.stores.base import MAX_REGIONS, Hit, StoredImage, unit_rows, upsert_batch
+from lookalike.stores.faiss import files
+from lookalike.stores.faiss.oplog import ImageRecord, OperationLog, StoreState, new_index
 
 # Compaction rebuilds an HNSW index once tombstones are more than this fraction of its vectors:
 # below it the dead vectors cost a little memory and a little search time; above it the graph
 # spends a noticeable part of ef_search walking past them.
 COMPACT_FRACTION = 0.2
-META_FILENAME = "meta.sqlite"
-LOCK_FILENAME = "lock"
-INDEX_PATTERN = re.compile(r"index-(\d+)\.faiss")
 LOAD_ATTEMPTS = 20
 # Searches of fewer queries than this run on one OpenMP thread: for one query (what the HTTP API
 # and `python -m lab evaluate` send) FAISS's threads only add wake-ups and spinning, which on 2 cores
@@ -81,38 +60,6 @@ class StoreCorruptError(LookalikeError):
     status = 500
 
 
-@dataclass
-class _Record:
-    faiss_id: int
-    content_hash: str
-    tags: dict[str, str]
-    region_ids: tuple[int, ...] = ()
-
-    @property
-    def faiss_ids(self) -> tuple[int, ...]:
-        return (self.faiss_id, *self.region_ids)
-
-
-@dataclass
-class _State:
-    """Everything loaded from one generation, plus this instance's uncommitted changes."""
-
-    generation: int = 0
-    index_generation: int = 0
-    dim: int | None = None
-    model_version: str | None = None
-    method: str | KnnMethod = AUTO
-    active: KnnMethod | None = None
-    next_faiss_id: int = 0
-    index: faiss.Index | None = None
-    records: dict[str, _Record] = field(default_factory=dict)
-    by_faiss_id: dict[int, str] = field(default_factory=dict)  # every live vector, regions included
-    by_hash: dict[str, set[str]] = field(default_factory=dict)
-    by_tag: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    blocked: set[str] = field(default_factory=set)
-    tombstones: set[int] = field(default_factory=set)
-
-
 class FaissStore:
     """A VectorStore in directory `path` (created if missing).
 
@@ -132,15 +79,16 @@ class FaissStore:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._ops: list[tuple] = []
-        self._db = sqlite3.connect(self.path / META_FILENAME, isolation_level=None, check_same_thread=False, timeout=60)
+        self._db = sqlite3.connect(
+            self.path / files.META_FILENAME, isolation_level=None, check_same_thread=False, timeout=60
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self._state = self._load()
+        self._log = OperationLog(self._load(), self.path)
         self._remove_orphans()
         if dim is not None:
-            self._check_dim(dim)
+            self._log.check_dim(dim)
             if self._state.dim is None:
                 self._record_op(("dim", dim))
         if method is not None:
@@ -182,7 +130,7 @@ class FaissStore:
         regions: Sequence[np.ndarray | None] | None = None,
     ) -> None:
         batch = upsert_batch(ids, vectors, content_hashes, tags, regions)
-        self._check_dim(batch.vectors.shape[1])
+        self._log.check_dim(batch.vectors.shape[1])
         self._record_op(("upsert", batch.ids, batch.vectors, batch.content_hashes, batch.tags, batch.regions))
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -290,24 +238,24 @@ class FaissStore:
 
     def persist(self) -> None:
         with self._lock:
-            if not self._ops and not self._needs_rebuild():
+            if not self._log.operations and not self._needs_rebuild():
                 return
-            with self._writer_lock():
+            with files.writer_lock(self.path):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     if self._read_generation() != self._state.generation:
                         self._reload(in_transaction=True)
-                    new_index = self._write_generation()
+                    rebuilt = self._write_generation()
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     self._state.generation = -1  # memory may hold half a replay: reload next time
                     raise
-                if new_index is not None:
-                    self._state.index, self._state.active = new_index
+                if rebuilt is not None:
+                    self._state.index, self._state.active = rebuilt
                     self._state.tombstones.clear()
-                self._ops.clear()
-                self._remove_orphans(locked=True)
+                self._log.clear()
+                files.remove_orphans(self.path, self._read_index_generation())
 
     def close(self) -> None:
         with self._lock:
@@ -319,81 +267,15 @@ class FaissStore:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    # -- applying operations to the in-memory state ---------------------------------------------
+    # -- this instance's state and writes -------------------------------------------------------
 
-    def _record_op(self, op: tuple) -> None:
+    @property
+    def _state(self) -> StoreState:
+        return self._log.state
+
+    def _record_op(self, operation: tuple) -> None:
         with self._lock:
-            self._apply(op)
-            self._ops.append(op)
-
-    def _apply(self, op: tuple) -> None:
-        state = self._state
-        kind = op[0]
-        if kind == "upsert":
-            _, ids, vectors, hashes, tags, regions = op
-            self._check_dim(vectors.shape[1])
-            if state.dim is None:
-                state.dim = vectors.shape[1]
-            if state.index is None:
-                state.active = resolve_method(state.method, 0)
-                state.index = _new_index(state.dim, state.active)
-            latest = {image_id: row for row, image_id in enumerate(ids)}
-            self._remove([image_id for image_id in latest if image_id in state.records])
-            # Each image's vector, then its regions, under increasing ids (_exact_hnsw relies on it).
-            rows = [np.concatenate([vectors[row : row + 1], regions[row]]) for row in latest.values()]
-            first_id = state.next_faiss_id
-            state.next_faiss_id += sum(len(image_rows) for image_rows in rows)
-            state.index.add_with_ids(np.concatenate(rows), np.arange(first_id, state.next_faiss_id, dtype=np.int64))
-            for (image_id, row), image_rows in zip(latest.items(), rows):
-                region_ids = tuple(range(first_id + 1, first_id + len(image_rows)))
-                self._add_record(image_id, _Record(first_id, hashes[row], tags[row], region_ids))
-                first_id += len(image_rows)
-        elif kind == "delete":
-            self._remove([image_id for image_id in dict.fromkeys(op[1]) if image_id in state.records])
-        elif kind == "block":
-            state.blocked.update(op[1])
-        elif kind == "unblock":
-            state.blocked.difference_update(op[1])
-        elif kind == "dim":
-            self._check_dim(op[1])
-            state.dim = op[1]
-        elif kind == "method":
-            state.method = op[1]
-        elif kind == "model_version":
-            if state.model_version not in (None, op[1]):
-                raise ModelVersionMismatchError(
-                    f"the store at {self.path} holds vectors of model version {state.model_version!r}, "
-                    f"not {op[1]!r}: index the gallery into a new store (or delete this one)"
-                )
-            state.model_version = op[1]
-
-    def _add_record(self, image_id: str, record: _Record) -> None:
-        state = self._state
-        state.records[image_id] = record
-        for faiss_id in record.faiss_ids:
-            state.by_faiss_id[faiss_id] = image_id
-        state.by_hash.setdefault(record.content_hash, set()).add(image_id)
-        for pair in record.tags.items():
-            state.by_tag.setdefault(pair, set()).add(image_id)
-
-    def _remove(self, ids: list[str]) -> None:
-        """Forget these (present) ids; their vectors leave a Flat index and are tombstoned in HNSW."""
-        if not ids:
-            return
-        state = self._state
-        faiss_ids = []
-        for image_id in ids:
-            record = state.records.pop(image_id)
-            for faiss_id in record.faiss_ids:
-                del state.by_faiss_id[faiss_id]
-            _discard(state.by_hash, record.content_hash, image_id)
-            for pair in record.tags.items():
-                _discard(state.by_tag, pair, image_id)
-            faiss_ids.extend(record.faiss_ids)
-        if state.active.name == "flat":
-            state.index.remove_ids(np.asarray(faiss_ids, dtype=np.int64))
-        else:
-            state.tombstones.update(faiss_ids)
+            self._log.record(operation)
 
     # -- search helpers --------------------------------------------------------------------------
 
@@ -451,13 +333,9 @@ class FaissStore:
 
     # -- validation ------------------------------------------------------------------------------
 
-    def _check_dim(self, dim: int) -> None:
-        if self._state.dim is not None and dim != self._state.dim:
-            raise InvalidParameterError(f"the store at {self.path} holds {self._state.dim}-d vectors, got {dim}-d")
-
     def _unit_rows(self, rows: np.ndarray, what: str) -> np.ndarray:
         rows = unit_rows(rows, what)
-        self._check_dim(rows.shape[1])
+        self._log.check_dim(rows.shape[1])
         return rows
 
     # -- loading ---------------------------------------------------------------------------------
@@ -468,33 +346,31 @@ class FaissStore:
 
     def _reload(self, in_transaction: bool = False) -> None:
         """Load the committed generation and replay this instance's uncommitted operations on it."""
-        self._state = self._load(in_transaction)
-        for op in self._ops:
-            self._apply(op)
+        self._log.rebase(self._load(in_transaction))
 
-    def _load(self, in_transaction: bool = False) -> _State:
+    def _load(self, in_transaction: bool = False) -> StoreState:
         for _ in range(LOAD_ATTEMPTS):
             state = self._read_rows(in_transaction)
             if state.index_generation == 0:
-                state.index = _new_index(state.dim, state.active) if state.dim is not None else None
+                state.index = new_index(state.dim, state.active) if state.dim is not None else None
                 return state
             try:
-                state.index = faiss.read_index(str(self._index_path(state.index_generation)))
+                state.index = faiss.read_index(str(files.index_path(self.path, state.index_generation)))
                 return state
             except RuntimeError:
                 # A writer committed a newer generation and removed this one's file after we
                 # read the rows: read again. Within our own write transaction that cannot happen.
-                if in_transaction or self._index_path(state.index_generation).exists():
+                if in_transaction or files.index_path(self.path, state.index_generation).exists():
                     raise
             time.sleep(0.01)
         raise StoreCorruptError(f"the store at {self.path} names an index file that does not exist")
 
-    def _read_rows(self, in_transaction: bool) -> _State:
+    def _read_rows(self, in_transaction: bool) -> StoreState:
         if not in_transaction:
             self._db.execute("BEGIN")
         try:
             settings = dict(self._db.execute("SELECT key, value FROM settings"))
-            state = _State(
+            state = StoreState(
                 generation=int(settings.get("generation", 0)),
                 index_generation=int(settings.get("index_generation", 0)),
                 dim=int(settings["dim"]) if settings.get("dim") else None,
@@ -512,13 +388,8 @@ class FaissStore:
             for image_id, faiss_id in self._db.execute("SELECT image_id, faiss_id FROM regions ORDER BY faiss_id"):
                 regions.setdefault(image_id, []).append(faiss_id)
             for image_id, faiss_id, content_hash in self._db.execute("SELECT id, faiss_id, content_hash FROM images"):
-                record = _Record(faiss_id, content_hash, tags.get(image_id, {}), tuple(regions.get(image_id, ())))
-                state.records[image_id] = record
-                for vector_id in record.faiss_ids:
-                    state.by_faiss_id[vector_id] = image_id
-                state.by_hash.setdefault(content_hash, set()).add(image_id)
-                for pair in record.tags.items():
-                    state.by_tag.setdefault(pair, set()).add(image_id)
+                region_ids = tuple(regions.get(image_id, ()))
+                state.add_record(image_id, ImageRecord(faiss_id, content_hash, tags.get(image_id, {}), region_ids))
             state.blocked = {row[0] for row in self._db.execute("SELECT id FROM blocked")}
             state.tombstones = {row[0] for row in self._db.execute("SELECT faiss_id FROM tombstones")}
         finally:
@@ -543,15 +414,8 @@ class FaissStore:
         """
         state = self._state
         db = self._db
-        vectors: dict[str, np.ndarray] = {}
-        regions: dict[str, np.ndarray] = {}
-        touched: set[str] = set()
-        for op in self._ops:
-            if op[0] == "upsert":
-                vectors.update(zip(op[1], op[2]))
-                regions.update(zip(op[1], op[5]))
-            if op[0] in ("upsert", "delete"):
-                touched.update(op[1])
+        written = self._log.written_images()
+        touched, vectors, regions = written.touched, written.vectors, written.regions
         gone = [(image_id,) for image_id in touched if image_id not in state.records]
         db.executemany("DELETE FROM images WHERE id = ?", gone)
         db.executemany("DELETE FROM tags WHERE image_id = ?", [(image_id,) for image_id in touched])
@@ -593,7 +457,7 @@ class FaissStore:
         index_generation = state.index_generation
         if index is not None and (rebuilt or touched or index_generation == 0):
             index_generation = generation
-            _install_file(index, self._index_path(index_generation))
+            files.install_index(index, files.index_path(self.path, index_generation))
         settings = {
             "generation": generation,
             "index_generation": index_generation,
@@ -615,7 +479,7 @@ class FaissStore:
 
     def _rebuild(self, method: KnnMethod) -> faiss.Index:
         """A fresh index of the live vectors, read back from the rows this transaction wrote."""
-        index = _new_index(self._state.dim, method)
+        index = new_index(self._state.dim, method)
         rows = self._db.execute(
             "SELECT faiss_id, vector FROM images UNION ALL SELECT faiss_id, vector FROM regions ORDER BY faiss_id"
         ).fetchall()
@@ -625,75 +489,19 @@ class FaissStore:
             index.add_with_ids(vectors, ids)
         return index
 
-    def _index_path(self, index_generation: int) -> Path:
-        return self.path / f"index-{index_generation}.faiss"
-
-    @contextmanager
-    def _writer_lock(self, blocking: bool = True) -> Iterator[bool]:
-        with open(self.path / LOCK_FILENAME, "a") as lock_file:
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-    def _remove_orphans(self, locked: bool = False) -> None:
-        """Delete index files no committed generation names (superseded, or left by a crash)."""
-        if not locked:
-            with self._writer_lock(blocking=False) as acquired:
-                if acquired:
-                    self._remove_orphans(locked=True)
-            return
-        keep = f"index-{self._read_index_generation()}.faiss"
-        for entry in self.path.iterdir():
-            if (INDEX_PATTERN.fullmatch(entry.name) and entry.name != keep) or entry.name.endswith(".faiss.tmp"):
-                entry.unlink(missing_ok=True)
+    def _remove_orphans(self) -> None:
+        """Delete the index files a crashed writer left, unless a writer is at work right now."""
+        with files.writer_lock(self.path, blocking=False) as acquired:
+            if acquired:
+                files.remove_orphans(self.path, self._read_index_generation())
 
     def _read_index_generation(self) -> int:
         row = self._db.execute("SELECT value FROM settings WHERE key = 'index_generation'").fetchone()
         return int(row[0]) if row else 0
 
 
-def _new_index(dim: int, method: KnnMethod) -> faiss.Index:
-    index = faiss.index_factory(dim, f"IDMap2,{method.faiss_factory()}", faiss.METRIC_INNER_PRODUCT)
-    if method.name == "hnsw":
-        faiss.downcast_index(index.index).hnsw.efConstruction = method.ef_construction
-    return index
-
-
-def _install_file(index: faiss.Index, path: Path) -> None:
-    """Write the index under its final name only once its bytes are on disk."""
-    temporary = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(temporary))
-    _fsync(temporary)
-    os.replace(temporary, path)
-    _fsync(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _parse_method_setting(value: str) -> str | KnnMethod:
     return AUTO if value == AUTO else KnnMethod.from_json(value)
-
-
-def _discard(index: dict, key, image_id: str) -> None:
-    members = index.get(key)
-    if members is not None:
-        members.discard(image_id)
-        if not members:
-            del index[key]
 
 
 @contextmanager
