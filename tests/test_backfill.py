@@ -7,7 +7,7 @@ import pytest
 from tests.support.lambda_harness import GALLERY_BUCKET, LambdaContext, deployment, load_function
 from lookalike.aws.backfill import BATCH_SIZE, SEND_ATTEMPTS, Backfill, BackfillError, main
 from lookalike.aws.notifications import ChangeKind, IndexQueueRecord, object_changes
-from lookalike.stores.opensearch_store import OpenSearchStore
+from lookalike.stores.opensearch import OpenSearchStore
 from tests.support.photos import encode, photo
 from tests.support.api_gateway import Reply, api_event
 

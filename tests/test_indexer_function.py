@@ -15,7 +15,7 @@ from opensearchpy import OpenSearch
 from tests.support.lambda_harness import GALLERY_BUCKET, IDEMPOTENCY_TABLE, LambdaContext, deployment, load_function
 from lookalike.aws.ledger import is_later
 from lookalike.aws.notifications import IndexQueueRecord, object_changes
-from lookalike.stores.opensearch_store import OpenSearchStore
+from lookalike.stores.opensearch import OpenSearchStore
 from tests.support.photos import encode, photo
 
 JPEG = encode(photo("chelsea"), quality=90)

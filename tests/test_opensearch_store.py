@@ -17,18 +17,11 @@ import pytest
 
 from lookalike.errors import InvalidParameterError
 from lookalike.knn import KnnMethod
-from lookalike.stores import opensearch_store
 from lookalike.stores.base import ModelVersionMismatchError
-from lookalike.stores.opensearch_store import (
-    K_MAX,
-    OpenSearchStore,
-    StoreWriteError,
-    build_client,
-    cosine_from_score,
-    document_id,
-    region_document_id,
-    service_for_host,
-)
+from lookalike.stores.opensearch import OpenSearchStore, StoreWriteError, build_client
+from lookalike.stores.opensearch import store as opensearch_store
+from lookalike.stores.opensearch.client import service_for_host
+from lookalike.stores.opensearch.documents import K_MAX, cosine_from_score, document_id, region_document_id
 from tests.support.opensearch_loopback import LoopbackOpenSearch
 
 GOLDEN = Path(__file__).parent / "golden" / "opensearch"
@@ -98,8 +91,9 @@ def test_request_bodies_match_the_golden_files(loopback, name):
     assert body == json.loads(path.read_text()), f"the {name} request changed; see {path}"
 
 
-def test_the_golden_bodies_say_what_the_reference_requires(loopback):
-    """The points of ref 1-3 the goldens pin, spelled out so that a regenerated golden cannot lose them."""
+def test_the_golden_bodies_say_what_opensearch_requires(loopback):
+    """What the goldens pin of OpenSearch's rules (the mapping, k and size, the filter inside knn),
+    spelled out so that a regenerated golden cannot lose them."""
     requests = recorded_requests(loopback)
     vector = requests["create_index"]["mappings"]["properties"]["embedding"]
     assert vector["method"] == {
@@ -137,7 +131,7 @@ def test_document_ids_are_deterministic_and_short_for_any_key():
 
 
 def faiss_innerproduct_score(ip: np.float32) -> np.float32:
-    """ref 3, faiss innerproduct, in float32 as OpenSearch computes it."""
+    """faiss innerproduct (OpenSearch docs, "Spaces"), in float32 as OpenSearch computes it."""
     one = np.float32(1)
     return ip + one if ip > 0 else one / (one - ip)
 
@@ -148,8 +142,8 @@ def test_cosine_from_score_inverts_both_branches(ip):
     assert cosine_from_score(float(score)) == pytest.approx(ip, abs=2e-7)
 
 
-def test_cosine_from_score_on_the_references_worked_values():
-    assert cosine_from_score(12.0) == 11.0  # [1,2]·[3,4] (ref 3)
+def test_cosine_from_score_on_worked_values():
+    assert cosine_from_score(12.0) == 11.0  # [1,2]·[3,4] = 11
     assert cosine_from_score(0.25) == -3.0  # [1,2]·[-1,-1]
     assert cosine_from_score(1.0) == 0.0  # the branches meet
 

@@ -15,7 +15,7 @@ import pytest
 from lookalike.errors import InvalidParameterError
 from lookalike.stores.base import MAX_REGIONS, ModelVersionMismatchError
 from lookalike.stores.faiss import FaissStore
-from lookalike.stores.opensearch_store import OpenSearchStore, build_client
+from lookalike.stores.opensearch import OpenSearchStore, build_client
 from tests.support.opensearch_loopback import LoopbackOpenSearch
 
 DIM = 16

@@ -1,5 +1,6 @@
 """The AWS adapters: the gallery bucket as an image source, query uploads, the sequencer ledger,
-S3 notifications, backfill, and the services a Lambda builds from its environment.
+S3 notifications, backfill, SigV4 signing, and the services a Lambda builds from its environment.
 
-Only the Lambda functions and the backfill command import these; the pure core never does.
+The Lambda functions and the backfill command import these; of the core, only the OpenSearch
+client imports one, `sigv4`, and only when it signs a request.
 """

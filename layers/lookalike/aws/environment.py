@@ -30,7 +30,7 @@ from lookalike.indexing import Indexer
 from lookalike.knn import KnnMethod
 from lookalike.proposals import Proposer
 from lookalike.search import SearchService
-from lookalike.stores.opensearch_store import DEFAULT_INDEX, OpenSearchStore
+from lookalike.stores.opensearch import DEFAULT_INDEX, OpenSearchStore
 
 
 class MissingSettingError(RuntimeError):

@@ -1,4 +1,5 @@
-"""Vector stores: the interface and its backends (the embedded FAISS store here)."""
+"""Vector stores: the interface (`base`) and its backends, each a package: `faiss` (embedded) and
+`opensearch` (cloud)."""
 
 from lookalike.stores.base import Hit, ModelVersionMismatchError, StoredImage, VectorStore
 

@@ -8,30 +8,18 @@ OPENSEARCH_INDEX / KNN_*):
                                   method: KnnMethod | None = None, dim: int | None = None,
                                   model_version: str | None = None) -> OpenSearchStore
 
-`service` is "es" (a managed domain) or "aoss" (a Serverless collection); None infers it from an
-AWS endpoint's host name and means "no SigV4" for any other URL (a local cluster, user:password in
-the URL). Or pass a ready client: `OpenSearchStore(client, index, ..., serverless=...)`.
-
-How the gallery maps onto OpenSearch (docs/OPENSEARCH.md has the whole story; the facts come from
-/work/shared/reference/opensearch-knn.md, cited by section as "ref 3" and so on):
-- One document per image, id `document_id(image_id)` (sha256 of the key: any key, 64 ASCII
-  bytes, under the 512-byte id limit, ref 4.1), and one per region vector, `<doc id>#r<n>`. All
-  carry `image_id`; only the whole-image document (`region` 0) carries the content hash and tags.
-- The vector field is a faiss `hnsw` knn_vector with `innerproduct` on vectors we normalize, at
-  compression 1x, so the score is exact and maps back to the cosine (ref 3, `cosine_from_score`).
-- Tags are `name`/`value` tokens in a keyword field, filtered INSIDE the knn clause: efficient
-  filtering returns k hits whenever k documents match (ref 2.3); a post-filter could return fewer.
-- Search asks for k * (1 + MAX_REGIONS) documents with size = k (ref 2.2): that many documents
-  always hold k distinct images, which are what it returns (each at its best vector's score).
+or pass a ready client (`client.build_client`): `OpenSearchStore(client, index, ..., serverless=...)`.
+How images become documents and requests is `documents`' business (docs/OPENSEARCH.md has the
+whole story); here:
 - The block list lives in its own small index (`<index>-blocklist`), so a new index for a new
   model keeps it; `_meta` of the mapping holds the model version and the dimension.
 - Writes are buffered and sent at `persist()` as bulk requests, coalesced per image (the last
   write wins). A bulk request is not a transaction: a failed `persist` keeps the buffer, and
   sending it again converges because every action is an idempotent index or delete by fixed id.
 
-Serverless (ref 5.3; AWS "Working with vector search collections"): NextGen vector collections
-accept custom document ids, which is what makes re-indexing idempotent, so the store needs one;
-Classic vector collections reject them ("Document ID is not supported in create/index operation
+Serverless (AWS, "Working with vector search collections"): NextGen vector collections accept
+custom document ids, which is what makes re-indexing idempotent, so the store needs one; Classic
+vector collections reject them ("Document ID is not supported in create/index operation
 request") and the store says so. Serverless refreshes on its own schedule (10 s on NextGen) and
 rejects `refresh=true` and `_refresh`, so a serverless store never asks for a refresh: writes
 become searchable within that interval.
@@ -40,17 +28,12 @@ Methods: hnsw only. `flat` is FAISS-only (OpenSearch's faiss engine has no exact
 pq need OpenSearch's training API and a model_id; KnnMethod.opensearch_method refuses all three.
 """
 
-import hashlib
-import json
-import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
-from opensearchpy import OpenSearch, RequestError, RequestsHttpConnection, helpers
-from opensearchpy.helpers.signer import RequestsAWSV4SignerAuth
+from opensearchpy import OpenSearch, RequestError, helpers
 
 from lookalike.errors import InvalidParameterError, LookalikeError
 from lookalike.knn import KnnMethod
@@ -62,119 +45,33 @@ from lookalike.stores.base import (
     unit_rows,
     upsert_batch,
 )
+from lookalike.stores.opensearch.client import build_client, service_for_host
+from lookalike.stores.opensearch.documents import (
+    BLOCKLIST_PROPERTIES,
+    K_MAX,
+    VECTOR_FIELD,
+    ImageWrite,
+    blocklist_actions,
+    cosine_from_score,
+    document_actions,
+    document_id,
+    index_body,
+    knn_query,
+)
 
 DEFAULT_INDEX = "lookalike"
-VECTOR_FIELD = "embedding"
-SERVICES = ("es", "aoss")
-# `k` of a knn query and `size` of a search (index.max_result_window) both stop at 10,000 (ref 2.1).
-K_MAX = 10_000
 SCAN_PAGE = 1_000
 # One bulk request stays well under the smallest request-size limits (10 MiB on the smallest
 # managed instance types and on Serverless bulk requests); a 1280-d vector is ~25 KiB of JSON.
 BULK_CHUNK_BYTES = 5 * 2**20
 BULK_CHUNK_ACTIONS = 500
-AWS_HOST = re.compile(r"\.([a-z]{2}(?:-[a-z]+)+-\d+)\.(es|aoss)\.amazonaws\.com(?:\.cn)?$")
 CUSTOM_ID_REFUSED = "Document ID is not supported"
-
-INDEX_PROPERTIES = {
-    "image_id": {"type": "keyword"},
-    "region": {"type": "integer"},
-    "content_hash": {"type": "keyword"},
-    "tag_tokens": {"type": "keyword"},
-    "tags": {"type": "object", "enabled": False},
-}
-BLOCKLIST_PROPERTIES = {"image_id": {"type": "keyword"}}
 
 
 class StoreWriteError(LookalikeError):
     """OpenSearch refused part of a write; the buffered writes are kept for the next `persist`."""
 
     status = 502
-
-
-def document_id(image_id: str) -> str:
-    """The one place a gallery key becomes a document id: deterministic, any key, 64 bytes."""
-    return hashlib.sha256(image_id.encode("utf-8")).hexdigest()
-
-
-def region_document_id(image_id: str, region: int) -> str:
-    return f"{document_id(image_id)}#r{region}"
-
-
-def tag_token(name: str, value: str) -> str:
-    """One keyword per tag; JSON keeps any name or value apart from the other (`a=b` could not)."""
-    return json.dumps([name, value], ensure_ascii=False, separators=(",", ":"))
-
-
-def cosine_from_score(score: float) -> float:
-    """Invert faiss' innerproduct score (ref 3): `1 + ip` for ip > 0, `1 / (1 - ip)` otherwise.
-
-    Both branches meet at score 1 (ip 0); for unit vectors the score lies in [0.5, 2].
-    """
-    score = float(score)
-    return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
-
-
-def service_for_host(host: str) -> str | None:
-    """ "es" or "aoss" for an AWS endpoint host name, None for anything else."""
-    match = AWS_HOST.search(host)
-    return match.group(2) if match else None
-
-
-def sigv4_auth(service: str, region: str | None = None) -> RequestsAWSV4SignerAuth:
-    """SigV4 signing with boto3's default credential chain (the Lambda role's, in the cloud)."""
-    import boto3  # imported here: the store works without boto3 against non-AWS endpoints
-
-    if service not in SERVICES:
-        raise InvalidParameterError(f"OpenSearch service must be one of {', '.join(SERVICES)}, got {service!r}")
-    session = boto3.Session()
-    region = region or session.region_name
-    credentials = session.get_credentials()
-    if not region:
-        raise InvalidParameterError("SigV4 signing needs a region: pass one, or set AWS_DEFAULT_REGION")
-    if credentials is None:
-        raise InvalidParameterError("SigV4 signing needs AWS credentials, and boto3 found none")
-    return RequestsAWSV4SignerAuth(credentials, region, service)
-
-
-def build_client(
-    endpoint: str, service: str | None = None, region: str | None = None, timeout: float = 10.0
-) -> OpenSearch:
-    """An opensearch-py client for an https (or local http) endpoint URL.
-
-    With `service`, requests are SigV4-signed for it (the region defaults to the one in an AWS
-    host name, then boto3's); without, user:password in the URL becomes basic auth.
-    """
-    url = urlsplit(endpoint)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise InvalidParameterError(f"an OpenSearch endpoint is an http(s) URL, got {endpoint!r}")
-    secure = url.scheme == "https"
-    host = {"host": url.hostname, "port": url.port or (443 if secure else 80)}
-    if url.path.strip("/"):
-        host["url_prefix"] = url.path.rstrip("/")
-    if service is not None:
-        match = AWS_HOST.search(url.hostname)
-        auth = sigv4_auth(service, region or (match.group(1) if match else None))
-    elif url.username:
-        auth = (unquote(url.username), unquote(url.password or ""))
-    else:
-        auth = None
-    return OpenSearch(
-        hosts=[host],
-        http_auth=auth,
-        use_ssl=secure,
-        verify_certs=secure,
-        connection_class=RequestsHttpConnection,
-        timeout=timeout,
-    )
-
-
-@dataclass(frozen=True)
-class _Upsert:
-    vector: np.ndarray
-    content_hash: str
-    tags: dict[str, str]
-    regions: np.ndarray  # (r, dim), r may be 0
 
 
 class OpenSearchStore:
@@ -204,7 +101,7 @@ class OpenSearchStore:
         self.method.opensearch_method()  # refuses flat, ivf and pq here, not at the first write
         self.serverless = serverless
         self._lock = threading.RLock()
-        self._pending: dict[str, _Upsert | None] = {}
+        self._pending: dict[str, ImageWrite | None] = {}
         self._pending_blocks: dict[str, bool] = {}
         self._blocklist_ready = False
         self._committed_blocks: set[str] | None = None
@@ -255,7 +152,7 @@ class OpenSearchStore:
             self._check_dim(dim)
             self._dim = dim
             for change in zip(batch.ids, batch.vectors, batch.content_hashes, batch.tags, batch.regions):
-                self._pending[change[0]] = _Upsert(*change[1:])
+                self._pending[change[0]] = ImageWrite(*change[1:])
 
     def delete(self, ids: Sequence[str]) -> None:
         with self._lock:
@@ -289,7 +186,7 @@ class OpenSearchStore:
         fetch = min(int(k) * (1 + MAX_REGIONS), K_MAX)
         results = []
         for query in queries:
-            response = self.client.search(index=self.index, body=self.knn_query(query, fetch, tags))
+            response = self.client.search(index=self.index, body=knn_query(query, fetch, tags))
             best: dict[str, Hit] = {}
             for hit in response["hits"]["hits"]:
                 image_id = hit["_source"]["image_id"]
@@ -359,92 +256,23 @@ class OpenSearchStore:
                 if self._write_meta():
                     touched.append(self.index)
             if self._pending and self._index_exists:  # without the index, all of them are deletes
-                self._bulk(self._document_actions())
+                self._bulk(document_actions(self.index, self._pending))
             self._pending.clear()
             if self._pending_blocks:
                 if not self._blocklist_ready:
                     self._ensure_index(self.blocklist_index, {"properties": BLOCKLIST_PROPERTIES})
                     self._blocklist_ready = True
-                self._bulk(self._blocklist_actions())
+                self._bulk(blocklist_actions(self.blocklist_index, self._pending_blocks))
                 self._committed_blocks = self.blocked()
                 self._pending_blocks.clear()
                 touched.append(self.blocklist_index)
             if touched and not self.serverless:
                 self.client.indices.refresh(index=",".join(touched))
 
-    # -- request bodies ----------------------------------------------------------------------------
-
-    def index_body(self, dim: int) -> dict:
-        """Settings and mapping of the vector index (`PUT /<index>`)."""
-        meta = {"dim": dim}
-        if self._model_version is not None:
-            meta["model_version"] = self._model_version
-        vector = {
-            "type": "knn_vector",
-            "dimension": dim,
-            "method": self.method.opensearch_method("innerproduct"),
-            # Serverless NextGen defaults to 32x (ref 5.3) and 3.8+ may too (ref 1.6): only 1x
-            # scores are exact, so the scores map back to cosines.
-            "compression_level": "1x",
-        }
-        return {
-            "settings": self.method.opensearch_index_settings(),
-            "mappings": {"_meta": meta, "properties": {VECTOR_FIELD: vector, **INDEX_PROPERTIES}},
-        }
-
-    def knn_query(self, query: np.ndarray, fetch: int, tags: Mapping[str, str] | None) -> dict:
-        """The search body: `k` and `size` equal (ref 2.2), the tag filter inside the knn clause (ref 2.3)."""
-        clause: dict = {"vector": query.tolist(), "k": fetch}
-        if tags:
-            for name, value in tags.items():
-                if not isinstance(name, str) or not isinstance(value, str):
-                    raise InvalidParameterError(f"tags must map strings to strings, got {dict(tags)!r}")
-            clause["filter"] = {
-                "bool": {"filter": [{"term": {"tag_tokens": tag_token(n, v)}} for n, v in sorted(tags.items())]}
-            }
-        return {"size": fetch, "_source": ["image_id"], "query": {"knn": {VECTOR_FIELD: clause}}}
-
-    def _document_actions(self) -> Iterator[dict]:
-        for image_id, change in self._pending.items():
-            doc_id = document_id(image_id)
-            if change is None:
-                yield {"_op_type": "delete", "_index": self.index, "_id": doc_id}
-                kept = 0
-            else:
-                tokens = [tag_token(name, value) for name, value in sorted(change.tags.items())]
-                source = {
-                    "image_id": image_id,
-                    "region": 0,
-                    "content_hash": change.content_hash,
-                    "tags": change.tags,
-                    "tag_tokens": tokens,
-                    VECTOR_FIELD: change.vector.tolist(),
-                }
-                yield {"_op_type": "index", "_index": self.index, "_id": doc_id, "_source": source}
-                for number, row in enumerate(change.regions, start=1):
-                    region = {"image_id": image_id, "region": number, "tag_tokens": tokens, VECTOR_FIELD: row.tolist()}
-                    yield {
-                        "_op_type": "index",
-                        "_index": self.index,
-                        "_id": region_document_id(image_id, number),
-                        "_source": region,
-                    }
-                kept = len(change.regions)
-            for number in range(kept + 1, MAX_REGIONS + 1):
-                yield {"_op_type": "delete", "_index": self.index, "_id": region_document_id(image_id, number)}
-
-    def _blocklist_actions(self) -> Iterator[dict]:
-        for image_id, blocked in self._pending_blocks.items():
-            action = {"_index": self.blocklist_index, "_id": document_id(image_id)}
-            if blocked:
-                yield {**action, "_op_type": "index", "_source": {"image_id": image_id}}
-            else:
-                yield {**action, "_op_type": "delete"}
-
     # -- talking to OpenSearch ---------------------------------------------------------------------
 
     def _bulk(self, actions: Iterator[dict]) -> None:
-        """Bulk requests; a delete of a missing document (404, ref 4.2) is not a failure."""
+        """Bulk requests; a delete of a missing document (404 per item, OpenSearch docs, "Bulk") is not a failure."""
         _, errors = helpers.bulk(
             self.client,
             actions,
@@ -474,7 +302,8 @@ class OpenSearchStore:
 
         image_id is unique among the documents scanned, so paging after the last one seen returns
         each document present throughout exactly once, without a scroll or a point in time (AWS
-        recommends search_after for paging on Serverless). A missing index holds nothing (ignore=404 also keeps it out of the log).
+        recommends search_after for paging on Serverless). A missing index holds nothing
+        (ignore=404 also keeps it out of the log).
         """
         body: dict = {
             "size": SCAN_PAGE,
@@ -520,7 +349,7 @@ class OpenSearchStore:
         if not self._index_exists:
             if self._dim is None:
                 return False
-            if self._ensure_index(self.index, **self.index_body(self._dim)):
+            if self._ensure_index(self.index, **index_body(self._dim, self.method, self._model_version)):
                 self._index_exists = True
                 self._meta_dirty = False
             else:
