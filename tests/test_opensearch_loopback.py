@@ -1,8 +1,8 @@
-"""The loopback server against the reference (/work/shared/reference/opensearch-knn.md): its
-worked score values, its error bodies, and its checklist, all through the real opensearch-py.
+"""The loopback server against OpenSearch's documented behaviour: worked score values, error
+bodies, and what a stand-in for OpenSearch must do, all through the real opensearch-py.
 
 If the fake drifted from OpenSearch, every store test built on it would prove the wrong thing;
-these pin the fake itself. "ref N" names the reference's section.
+these pin the fake itself. Each section names the OpenSearch documentation page it follows.
 """
 
 import pytest
@@ -36,11 +36,11 @@ def knn(client: OpenSearch, name: str, vector, **clause) -> list[tuple[str, floa
     return [(hit["_id"], hit["_score"]) for hit in client.search(index=name, body=body)["hits"]["hits"]]
 
 
-# -- scores (ref 3) -----------------------------------------------------------------------------------
+# -- scores (OpenSearch docs, "Spaces") -------------------------------------------------------------
 
 
 def test_l2_radial_search_reproduces_the_documented_example(loopback):
-    """ref 2.5: the docs' radial example, hit for hit and score for score."""
+    """OpenSearch docs, "Radial search": its l2 example, hit for hit and score for score."""
     client = client_for(loopback)
     vector_index(client, "l2", 2, "l2")
     points = {"1": [7.0, 8.2], "2": [7.3, 8.3], "3": [6.5, 8.8], "4": [7.1, 7.4], "5": [5.7, 7.9]}
@@ -59,14 +59,14 @@ def test_l2_radial_search_reproduces_the_documented_example(loopback):
         ("l2", [7.1, 8.3], [7.0, 8.2], 0.98039204),
     ],
 )
-def test_scores_are_the_references_worked_values(loopback, space, query, doc, score):
+def test_scores_are_the_documented_worked_values(loopback, space, query, doc, score):
     client = client_for(loopback)
     vector_index(client, "scores", 2, space)
     index_docs(client, "scores", {"d": {"v": doc}})
     assert knn(client, "scores", query, k=1) == [("d", score)]
 
 
-# -- k, size and filters (ref 2.2, 2.3) -------------------------------------------------------------------
+# -- k, size and filters (OpenSearch docs, "Approximate k-NN search", "Efficient k-NN filtering") ------
 
 
 def test_hits_are_min_of_k_size_and_matches(loopback):
@@ -95,7 +95,7 @@ def test_a_filter_inside_knn_returns_k_but_a_post_filter_may_not(loopback):
     assert client.search(index="filters", body=post)["hits"]["hits"] == []
 
 
-# -- documents, refresh and errors (ref 4) ---------------------------------------------------------------
+# -- documents, refresh and errors (OpenSearch docs, "Bulk", "Get document", "Delete document") -------
 
 
 def test_get_is_real_time_while_search_waits_for_a_refresh(loopback):
@@ -145,7 +145,7 @@ def test_a_bulk_body_must_end_with_a_newline(loopback):
 
 
 def test_error_bodies_carry_their_type(loopback):
-    """ref 4.5: opensearch-py reads error.type only from an application/json response."""
+    """opensearch-py reads error.type only from an application/json response."""
     client = client_for(loopback)
     vector_index(client, "errors", 3, "innerproduct")
     with pytest.raises(RequestError) as exists:
@@ -203,7 +203,7 @@ def test_both_settings_forms_turn_knn_on(loopback, settings):
     assert loopback.indexes["forms"].settings["index.knn"] in (True, "true")
 
 
-# -- Serverless (ref 5.3) --------------------------------------------------------------------------------
+# -- Serverless (AWS, "Working with vector search collections") ----------------------------------------
 
 
 def test_serverless_refuses_refreshes_and_refreshes_on_its_own():

@@ -2,23 +2,26 @@
 
 The store's tests drive it with the real opensearch-py client, so request building, the
 transport, status-to-exception mapping and response parsing are all the library's own. The
-behaviour follows /work/shared/reference/opensearch-knn.md ("ref N" names its section) and its
-closing checklist; where the reference is silent, the OpenSearch documentation page is named.
+behaviour follows the public OpenSearch documentation, cited by page title (OpenSearch docs,
+"Bulk"); where the documentation is silent, the k-NN plugin's or opensearch-py's source is named.
 
 Deliberate simplifications, each one a place where the real thing is at least as forgiving:
 - One shard, one segment, exact (brute-force) k-NN: a knn query returns min(k, size, matching)
-  hits (ref 2.2). Recall is OpenSearch's business; the adapter's is asking for the right k.
-- Scores use ref 3's formulas in float32 and are written as the shortest float32 decimal, as
-  Java prints a float.
+  hits (OpenSearch docs, "Approximate k-NN search", "The number of returned results"). Recall is
+  OpenSearch's business; the adapter's is asking for the right k.
+- Scores use the formulas of OpenSearch docs, "Spaces", in float32 and are written as the
+  shortest float32 decimal, as Java prints a float.
 - Term-level queries score 1.0 (real scores are BM25-like; the store never ranks by them).
 - A bulk write into a missing index fails per item (OpenSearch would create the index with a
   dynamic mapping, where a vector becomes a float array and k-NN silently stops working).
 - `mode`, `compression_level`, `method_parameters` and `rescore` are validated and recorded but
-  change nothing: every configuration scores exactly (only 1x is exact in OpenSearch, ref 3).
+  change nothing: every configuration scores exactly (in OpenSearch only 1x is: higher levels
+  quantize, OpenSearch docs, "Memory-optimized vectors").
 
 Modes: `serverless=True` imitates a Serverless collection: `refresh=true|wait_for` on writes is a
 400 and `_refresh` a 404 (reported in mem0ai/mem0#3893, argilla-io/argilla#3251), documents
-become searchable only at `publish()` (the collection's own refresh interval, ref 5.3), and
+become searchable only at `publish()` (the collection's own refresh interval: AWS, "Working with
+vector search collections"), and
 `_shards` totals are 0. `custom_ids=False` adds the Classic vector collection's refusal of custom
 document ids (the exact item error is quoted in aws/aws-sdk-pandas#2784).
 """
@@ -34,21 +37,21 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import numpy as np
 import pytest
 
-K_MAX = 10_000  # ref 2.1
-MAX_DIMENSION = 16_000  # ref 1.2
-MAX_RESULT_WINDOW = 10_000  # index.max_result_window's default (docs: index settings)
-MAX_ID_BYTES = 512  # ref 4.1
-SPACES = ("l1", "l2", "linf", "cosinesimil", "innerproduct", "hamming", "hammingbit")  # ref 1.2
-ENGINE_METHODS = {"faiss": ("hnsw", "ivf"), "lucene": ("hnsw", "flat"), "nmslib": ("hnsw",)}  # ref 1.3, 1.4
-COMPRESSION_LEVELS = ("1x", "2x", "4x", "8x", "16x", "32x")  # ref 1.6
+K_MAX = 10_000  # OpenSearch docs, "k-NN query"
+MAX_DIMENSION = 16_000  # OpenSearch docs, "Methods and engines"
+MAX_RESULT_WINDOW = 10_000  # index.max_result_window's default (OpenSearch docs, "Index settings")
+MAX_ID_BYTES = 512  # OpenSearch docs, "Bulk"
+SPACES = ("l1", "l2", "linf", "cosinesimil", "innerproduct", "hamming", "hammingbit")  # OpenSearch docs, "Spaces"
+ENGINE_METHODS = {"faiss": ("hnsw", "ivf"), "lucene": ("hnsw", "flat"), "nmslib": ("hnsw",)}  # "Methods and engines"
+COMPRESSION_LEVELS = ("1x", "2x", "4x", "8x", "16x", "32x")  # OpenSearch docs, "Memory-optimized vectors"
 MODES = ("in_memory", "on_disk")
 FIELD_TYPES = ("knn_vector", "keyword", "text", "integer", "long", "float", "double", "boolean", "date", "object")
-JSON_CONTENT_TYPE = "application/json; charset=UTF-8"  # opensearch-py strips the parameter (ref 4.5)
+JSON_CONTENT_TYPE = "application/json; charset=UTF-8"  # opensearch-py strips the parameter
 BAD_INDEX_CHARS = set('\\/*?"<>| ,#:')
 
 
 class ApiError(Exception):
-    """An OpenSearch error response: `{"error": {"root_cause", "type", "reason", ...}, "status"}` (ref 4.5)."""
+    """An OpenSearch error response: `{"error": {"root_cause", "type", "reason", ...}, "status"}`."""
 
     def __init__(self, status: int, error_type: str, reason: str, **details) -> None:
         super().__init__(reason)
@@ -61,7 +64,10 @@ class ApiError(Exception):
 
 
 def query_shard_error(reason: str) -> ApiError:
-    """A query that fails while it is built on the shard (ref 4.5, INFERRED wrapping)."""
+    """A query that fails while it is built on the shard.
+
+    The wrapping is read from OpenSearch's source (QueryShardContext.toQuery), not documented.
+    """
     cause = {"type": "query_shard_exception", "reason": f"failed to create query: {reason}"}
     return ApiError(400, "search_phase_execution_exception", "all shards failed", phase="query", root_cause=[cause])
 
@@ -97,7 +103,7 @@ class Index:
     mappings: dict
     uuid: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
     documents: dict[str, dict] = field(default_factory=dict)  # id -> {"_source", "_version", "_seq_no"}
-    searchable: dict[str, dict] = field(default_factory=dict)  # as of the last refresh (ref 4.4)
+    searchable: dict[str, dict] = field(default_factory=dict)  # as of the last refresh
     seq_no: int = 0
 
     def field_mapping(self, name: str) -> dict | None:
@@ -137,7 +143,7 @@ class LoopbackOpenSearch:
         return f"http://{host}:{port}"
 
     def publish(self) -> None:
-        """What the periodic refresh does: everything indexed becomes searchable (ref 4.4)."""
+        """What the periodic refresh does: everything indexed becomes searchable."""
         with self._lock:
             for index in self.indexes.values():
                 index.refresh()
@@ -201,10 +207,10 @@ class LoopbackOpenSearch:
         return self.indexes[name]
 
     def _shards(self) -> dict:
-        total = 0 if self.serverless else 1  # Serverless reports zeros (ref 5.3)
+        total = 0 if self.serverless else 1  # Serverless reports zeros
         return {"total": total, "successful": total, "skipped": 0, "failed": 0}
 
-    # -- indexes and mappings (ref 1) ----------------------------------------------------------
+    # -- indexes and mappings (OpenSearch docs, "k-NN vector", "Methods and engines") ----------
 
     def _create_index(self, name: str, body: dict) -> dict:
         if name in self.indexes:
@@ -244,7 +250,7 @@ class LoopbackOpenSearch:
             index.refresh()
         return {"_shards": self._shards()}
 
-    # -- documents (ref 4) -----------------------------------------------------------------------
+    # -- documents (OpenSearch docs, "Bulk", "Get document", "Delete document") ------------------
 
     def _bulk(self, request: Request, path_index: str | None) -> dict:
         refresh = request.params.get("refresh", "false")
@@ -312,7 +318,7 @@ class LoopbackOpenSearch:
     def _delete(self, index: Index, doc_id: str) -> dict:
         previous = index.documents.pop(doc_id, None)
         index.seq_no += 1
-        if previous is None:  # not an error in a bulk; a 404 on its own (ref 4.2, 4.3)
+        if previous is None:  # not an error in a bulk; a 404 on its own
             return {**self._write_result(index, 1, "not_found"), "status": 404}
         return {**self._write_result(index, previous["_version"] + 1, "deleted"), "status": 200}
 
@@ -320,7 +326,7 @@ class LoopbackOpenSearch:
         if method == "DELETE":
             outcome = self._delete(index, doc_id)
             return outcome.pop("status"), {"_index": index.name, "_id": doc_id, **outcome}
-        document = index.documents.get(doc_id)  # GET is real-time (ref 4.3)
+        document = index.documents.get(doc_id)  # GET is real-time
         if document is None:
             return 404, {"_index": index.name, "_id": doc_id, "found": False}
         return 200, self._found(index, doc_id, document, True)
@@ -339,7 +345,7 @@ class LoopbackOpenSearch:
         return found
 
     def _mget(self, name: str, body: dict) -> dict:
-        """docs: api-reference/document-apis/multi-get: `docs` (each `_id`, optional `_index`, `_source`) or `ids`."""
+        """OpenSearch docs, "Multi-get documents": `docs` (each `_id`, optional `_index`, `_source`) or `ids`."""
         wanted = body.get("docs") or [{"_id": doc_id} for doc_id in body.get("ids", [])]
         docs = []
         for entry in wanted:
@@ -355,7 +361,7 @@ class LoopbackOpenSearch:
                 docs.append(self._found(index, doc_id, document, entry.get("_source", True)))
         return {"docs": docs}
 
-    # -- search (ref 2, 3) -----------------------------------------------------------------------
+    # -- search (OpenSearch docs, "k-NN query", "Spaces") ----------------------------------------
 
     def _count(self, index: Index, body: dict) -> dict:
         return {"count": len(_evaluate(index, body.get("query", {"match_all": {}}))), "_shards": self._shards()}
@@ -420,7 +426,7 @@ class LoopbackOpenSearch:
 
 
 def _boolean(value) -> bool:
-    """Settings accept true/false and their strings (ref 1.1, UNCONFIRMED for strings)."""
+    """Settings accept true/false and their strings (general settings behaviour, not documented for index.knn)."""
     if isinstance(value, str):
         if value.lower() not in ("true", "false"):
             raise ApiError(
@@ -433,7 +439,7 @@ def _boolean(value) -> bool:
 
 
 def _flat_settings(settings: dict, prefix: str = "") -> dict:
-    """Nested and flat forms alike become `index.*` keys (ref 1.1)."""
+    """Nested and flat forms alike become `index.*` keys (OpenSearch docs, "k-NN vector", uses both)."""
     flat = {}
     for key, value in settings.items():
         name = f"{prefix}{key}"
@@ -456,7 +462,8 @@ def _validate_properties(properties: dict, knn_enabled: bool) -> None:
 
 
 def _validate_knn_vector(name: str, spec: dict, knn_enabled: bool) -> None:
-    """ref 1.2-1.6: the messages are the k-NN plugin's (KNNVectorFieldMapper)."""
+    """OpenSearch docs, "k-NN vector" and "Methods and engines"; the messages are the k-NN plugin's
+    (KNNVectorFieldMapper)."""
 
     def refuse(reason: str):
         raise ApiError(400, "mapper_parsing_exception", reason)
@@ -483,7 +490,7 @@ def _validate_knn_vector(name: str, spec: dict, knn_enabled: bool) -> None:
         return
     if not knn_enabled:
         refuse("Cannot set modelId or method parameters when index.knn setting is false")
-    engine = method.get("engine", "faiss")  # the default engine since 2.18 (ref 1.3)
+    engine = method.get("engine", "faiss")  # the default engine since 2.18
     if engine not in ENGINE_METHODS:
         refuse(f"Invalid engine: {engine}")
     if method.get("name") not in ENGINE_METHODS[engine]:
@@ -492,7 +499,7 @@ def _validate_knn_vector(name: str, spec: dict, knn_enabled: bool) -> None:
     if space not in SPACES:
         refuse(f"Unable to find space: {space}")
     encoder = method.get("parameters", {}).get("encoder", {}).get("name", "flat")
-    if method["name"] == "ivf" or encoder == "pq":  # ref 1.5: refused at index creation
+    if method["name"] == "ivf" or encoder == "pq":  # they need training: refused at index creation
         refuse('Validation Failed: 1: "method" requires training.;')
 
 
@@ -605,7 +612,7 @@ def _evaluate_bool(index: Index, spec: dict) -> dict[str, float]:
 
     matched = set(index.searchable)
     scores = dict.fromkeys(index.searchable, 0.0)
-    for clause in clauses("must"):  # must scores add up; filter clauses only select (ref 2.4)
+    for clause in clauses("must"):  # must scores add up; filter clauses only select
         found = _evaluate(index, clause)
         matched &= found.keys()
         for doc_id, score in found.items():
@@ -627,7 +634,8 @@ def _evaluate_bool(index: Index, spec: dict) -> dict[str, float]:
 
 
 def _knn(index: Index, spec: dict) -> dict[str, float]:
-    """ref 2.1 (validation), 2.3 (the filter applies before the top k), 2.5 (radial), 3 (scores)."""
+    """OpenSearch docs: "k-NN query" (validation), "Efficient k-NN filtering" (the filter applies
+    before the top k), "Radial search", "Spaces" (scores)."""
     ((name, clause),) = spec.items()
     mapping = index.field_mapping(name)
     if mapping is None or mapping.get("type") != "knn_vector":
@@ -672,7 +680,7 @@ def _knn(index: Index, spec: dict) -> dict[str, float]:
 
 
 def _distance_and_score(query: np.ndarray, stored: np.ndarray, space: str, engine: str) -> tuple[float, np.float32]:
-    """ref 3, in float32: the engine's raw distance and OpenSearch's `_score`."""
+    """OpenSearch docs, "Spaces", in float32: the engine's raw distance and OpenSearch's `_score`."""
     one = np.float32(1)
     if space == "innerproduct":
         dot = np.float32(np.dot(query, stored))
