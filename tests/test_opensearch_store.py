@@ -9,6 +9,7 @@ Set LOOKALIKE_UPDATE_GOLDEN=1 to rewrite tests/golden/opensearch/*.json after a 
 import base64
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -239,6 +240,16 @@ def test_basic_auth_from_the_url_and_no_boto3_needed(loopback, monkeypatch):
     assert store.count() == 0 and not store.serverless
     expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
     assert {request.headers.get("authorization") for request in loopback.requests} == {expected}
+
+
+def test_only_a_signing_client_imports_the_aws_sdk():
+    code = (
+        "import sys; from lookalike.stores.opensearch import OpenSearchStore, build_client; "
+        "build_client('http://user:pw@localhost:9200'); "
+        "sys.exit(sorted({'boto3', 'botocore', 'lookalike.aws.sigv4'} & set(sys.modules)) or None)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, f"a client without SigV4 imported {result.stderr.strip()}"
 
 
 def test_an_endpoint_must_be_an_http_url():
