@@ -49,7 +49,7 @@ import numpy as np
 from lookalike.embedding import Embedder
 from lookalike.errors import LookalikeError
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
-from lookalike.http.routes import create_app
+from lookalike.http.app import create_app
 from lookalike.http.server import make_server
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService

@@ -39,7 +39,7 @@ import json, sys
 opt, image_path = sys.argv[1], sys.argv[2]
 sys.path.insert(0, opt + "/python")
 import numpy, onnxruntime, PIL, opensearchpy
-import lookalike.search, lookalike.http.routes
+import lookalike.search, lookalike.http.app
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 modules = {name: module.__file__ for name, module in sorted(sys.modules.items()) if getattr(module, "__file__", None)}
@@ -103,7 +103,7 @@ def test_layers_fit_lambdas_size_limits(built_layers):
 
 
 def test_layers_put_files_where_lambda_looks(opt):
-    expected = ["python/lookalike/__init__.py", "python/lookalike/http/routes.py", "python/numpy/__init__.py", MODEL_ARCNAME]
+    expected = ["python/lookalike/__init__.py", "python/lookalike/http/app.py", "python/numpy/__init__.py", MODEL_ARCNAME]
     missing = [path for path in expected if not (opt / path).is_file()]
     assert not missing, f"missing from the unpacked layers: {missing}"
 
@@ -126,7 +126,7 @@ def test_archives_are_byte_for_byte_reproducible(tmp_path, model_path):
 
 def test_clean_python_imports_everything_from_the_layers(in_lambda_python, opt):
     result, _ = in_lambda_python
-    wanted = ["numpy", "onnxruntime", "PIL", "opensearchpy", "pydantic", "aws_lambda_powertools", "lookalike.search", "lookalike.http.routes"]
+    wanted = ["numpy", "onnxruntime", "PIL", "opensearchpy", "pydantic", "aws_lambda_powertools", "lookalike.search", "lookalike.http.app"]
     outside = {name: result["modules"][name] for name in wanted if not result["modules"][name].startswith(str(opt))}
     assert not outside, f"imported from outside the layers: {outside}"
 

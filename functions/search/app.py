@@ -7,12 +7,14 @@ larger than API Gateway and Lambda take in a request. The block list is not here
 admin function serves it behind IAM. Everything is built at import, during the cold start.
 """
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lookalike.aws import environment
-from lookalike.http.routes import create_app, logger
+from lookalike.http.app import create_app
 
+logger = Logger(service="lookalike")
 services = environment.current()
 app = create_app(
     services.search_service,

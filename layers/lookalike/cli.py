@@ -198,7 +198,7 @@ def _print_ranking(line: dict) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from lookalike.http.routes import create_app
+    from lookalike.http.app import create_app
     from lookalike.http.server import serve
 
     store = _store(args)
