@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lookalike.aws import environment
 from lookalike.http.app import create_admin_app
 
-logger = Logger(service="lookalike")
+logger = Logger()
 services = environment.current()
 app = create_admin_app(services.store, backfill=services.backfill)
 

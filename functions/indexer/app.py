@@ -21,7 +21,7 @@ from lookalike.aws import environment
 from lookalike.aws.ledger import ChangeOutcome
 from lookalike.aws.notifications import IndexQueueRecord, ObjectChange, object_changes
 
-logger = Logger(service="lookalike")
+logger = Logger()
 services = environment.current()
 ordered_indexer = services.ordered_indexer  # the model, the store and the ledger, at cold start
 processor = BatchProcessor(event_type=EventType.SQS, model=IndexQueueRecord)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lookalike.stores.base import VectorStore
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 ADMIN_TAG = "admin"
 # About 200 SendMessageBatch calls: a few seconds, well inside API Gateway's 30.

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from lookalike.errors import LookalikeError
 from lookalike.http.admission import was_admitted
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 
 class ErrorDetail(BaseModel):

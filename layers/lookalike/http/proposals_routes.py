@@ -20,7 +20,7 @@ from lookalike.sources import ImageSource
 from lookalike.stores.base import VectorStore
 from lookalike.uploads import QueryUploadStore
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 
 class ProposalsRequest(QueryImage):

@@ -30,7 +30,7 @@ from lookalike.search import Query, SearchService
 from lookalike.sources import ImageSource, LinkedSource
 from lookalike.uploads import QueryUploadStore
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 MAX_K = 100
 DEFAULT_K = 10

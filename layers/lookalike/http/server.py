@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from lookalike.http.admission import MAX_REQUEST_BYTES
 from lookalike.http.errors import error_document
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 # powertools keeps the event being resolved on a class attribute shared by every resolver, so a
 # process resolves one event at a time; the threads still read and write sockets in parallel.

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lookalike.uploads import QueryUploadStore, UploadTicket
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 # The formats the core decodes (lookalike.images.is_image); the upload is refused by S3 unless it
 # is sent with the Content-Type it was granted for.
