@@ -8,7 +8,7 @@ from http import HTTPStatus
 from typing import Annotated, Literal
 from urllib.parse import quote, unquote
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from PIL import Image
@@ -31,6 +31,9 @@ from lookalike.sources import ImageSource, LinkedSource
 from lookalike.uploads import QueryUploadStore
 
 logger = Logger()
+# Off outside Lambda and where the stack turns tracing off (POWERTOOLS_TRACE_DISABLED); in the
+# search function each search is a subsegment of the invocation, beside the store's calls.
+tracer = Tracer()
 
 MAX_K = 100
 DEFAULT_K = 10
@@ -87,6 +90,8 @@ def add_search_routes(
             **query_image_errors(),
         },
     )
+    # The trace shows where the time went; the results themselves are the response's business.
+    @tracer.capture_method(capture_response=False)
     def search(
         request: Annotated[SearchRequest, Body(description="JSON, or the same fields as multipart/form-data")],
     ) -> SearchResponse:
