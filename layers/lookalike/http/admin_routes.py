@@ -30,14 +30,23 @@ KEYS_PER_REQUEST = 2000
 
 
 class BackfillSlice(Protocol):
-    enqueued: int
-    last_key: str | None  # the last key enqueued: where the next slice starts after
-    done: bool  # no key left after last_key
+    """What one run enqueued (`lookalike.aws.backfill.BackfillReport`)."""
+
+    @property
+    def enqueued(self) -> int: ...
+
+    @property
+    def last_key(self) -> str | None:
+        """The last key enqueued: where the next slice starts after."""
+
+    @property
+    def done(self) -> bool:
+        """No key is left after last_key."""
 
 
 class GalleryBackfill(Protocol):
     """What enqueues the bucket's objects (`lookalike.aws.backfill.Backfill`), named by what the
-    route needs of it, so that these routes, which the local server serves too, import no SDK."""
+    route needs of it: the local server serves these routes too, without the cloud adapters."""
 
     def run(self, prefix: str = "", *, start_after: str | None = None, limit: int | None = None) -> BackfillSlice: ...
 

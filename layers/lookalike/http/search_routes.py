@@ -32,7 +32,7 @@ from lookalike.uploads import QueryUploadStore
 
 logger = Logger()
 # Off outside Lambda and where the stack turns tracing off (POWERTOOLS_TRACE_DISABLED); in the
-# search function each search is a subsegment of the invocation, beside the store's calls.
+# search function each search is a subsegment of its invocation's trace.
 tracer = Tracer()
 
 MAX_K = 100
