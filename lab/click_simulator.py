@@ -45,11 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from aws_lambda_powertools import Logger
 
 from lookalike.embedding import Embedder
 from lookalike.errors import LookalikeError
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
-from lookalike.http.routes import create_app
+from lookalike.http.app import create_app
 from lookalike.http.server import make_server
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService
@@ -216,8 +217,8 @@ def simulate(
 @contextmanager
 def _serving(app) -> Iterator[int]:
     """The app on a free local port (yielded), its per-request log lines silenced (thousands)."""
-    route_log = logging.getLogger("lookalike")  # the routes' powertools Logger writes through it
-    level = route_log.level
+    route_log = Logger()  # powertools gives every Logger of one service, the routes' too, one logger
+    level = route_log.log_level
     route_log.setLevel(logging.WARNING)
     server = make_server(app, "127.0.0.1", 0, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

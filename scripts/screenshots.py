@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 
 from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
-from lookalike.http.routes import create_app
+from lookalike.http.app import create_app
 from lookalike.proposals import Proposer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource

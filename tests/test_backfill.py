@@ -83,7 +83,7 @@ def test_a_limited_run_says_where_to_go_on(cloud):
 
 
 def test_the_admin_function_backfills_in_slices_behind_iam(cloud, monkeypatch):
-    monkeypatch.setattr("lookalike.http.backfill_routes.KEYS_PER_REQUEST", 10)
+    monkeypatch.setattr("lookalike.http.admin_routes.KEYS_PER_REQUEST", 10)
     keys = sorted(f"photos/{n:02d}.jpg" for n in range(23))
     for key in keys + ["other/skipped.jpg"]:
         cloud.s3.put_object(Bucket=GALLERY_BUCKET, Key=key, Body=b"x")

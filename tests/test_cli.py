@@ -178,6 +178,34 @@ def test_serve_watch_indexes_a_drop_folder_within_seconds(env):
         server.wait(timeout=30)
 
 
+def test_serve_logs_as_the_lookalike_service_when_none_is_configured(env):
+    root = env / "drop"
+    root.mkdir()
+    (root / "coffee.jpg").write_bytes(encode(photo("coffee")))
+    port = _free_port()
+    variables = {name: value for name, value in os.environ.items() if name != "POWERTOOLS_SERVICE_NAME"}
+    server = subprocess.Popen(
+        [str(BIN / "lookalike"), "serve", "--watch", str(root), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=variables, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _poll(lambda: requests.get(f"{base}/health", timeout=5).ok, 120)
+        query = encode(photo("rocket").resize((200, 200)), "PNG")
+        assert requests.post(f"{base}/search", files={"image": ("q.png", query, "image/png")}, timeout=30).ok
+    finally:
+        server.terminate()
+        logged, _ = server.communicate(timeout=30)
+    records = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    assert [record["service"] for record in records if record["message"] == "search"] == ["lookalike"], logged
+
+
+def test_a_configured_service_name_is_kept(env, monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "lookalike-staging")
+    assert main(["blocked"]) == 0
+    assert os.environ["POWERTOOLS_SERVICE_NAME"] == "lookalike-staging"
+
+
 @pytest.mark.parametrize("box", ["1,2,3", "a,b,c,d", "10,10,5,5"])
 def test_malformed_box_is_a_usage_error(env, capsys, box):
     with pytest.raises(SystemExit) as exit:

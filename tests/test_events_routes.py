@@ -9,7 +9,7 @@ import pytest
 from lookalike.interactions.engagement import engagement
 from lookalike.interactions.sqlite_log import SqliteEventLog
 from lookalike.http.events_routes import MAX_EVENTS_PER_REQUEST
-from lookalike.http.routes import create_app
+from lookalike.http.app import create_app
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from urllib3 import encode_multipart_formdata
 
-from lookalike.http.routes import create_app
+from lookalike.http.app import create_app
 from lookalike.proposals import MAX_PROPOSALS, Proposer, iou
 from tests.support.photos import encode, photo
 from tests.support.api_gateway import b64, call

@@ -9,7 +9,9 @@ from urllib3 import encode_multipart_formdata
 
 from tests.support.api_gateway import Reply, api_event, b64, call, post_form, post_json
 from tests.support.galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery
-from lookalike.http.routes import MAX_K, MAX_REQUEST_BYTES, create_app
+from lookalike.http.admission import MAX_REQUEST_BYTES
+from lookalike.http.app import create_app
+from lookalike.http.search_routes import MAX_K
 from lookalike.search import SearchService
 from tests.support.photos import encode, photo
 

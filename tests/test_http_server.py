@@ -7,7 +7,8 @@ import threading
 import pytest
 import requests
 
-from lookalike.http.routes import MAX_REQUEST_BYTES, create_app
+from lookalike.http.admission import MAX_REQUEST_BYTES
+from lookalike.http.app import create_app
 from lookalike.http.server import http_event, make_server
 from tests.support.photos import encode, photo
 from tests.support.galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery

@@ -3,7 +3,8 @@
 The archives are built once per session (wheels for manylinux2014_x86_64 / cp311 come from the
 cache in ~/.cache/lookalike/wheels after the first run), unpacked into a folder standing in for
 /opt, and imported by a clean interpreter: `-I -S` leaves out every site-packages, so only the
-standard library and the layers are importable, as on Lambda's python3.11 on x86_64.
+standard library, the layers and, after them, what the runtime itself provides (boto3, botocore,
+s3transfer, in /var/runtime) are importable, as on Lambda's python3.11 on x86_64.
 """
 
 import hashlib
@@ -15,8 +16,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import boto3
+import botocore
 import numpy as np
 import pytest
+import s3transfer
 from PIL import Image
 
 from layers.build import (
@@ -36,10 +40,11 @@ LAMBDA_PYTHON = tuple(int(part) for part in LAMBDA_RUNTIME.removeprefix("python"
 
 IMPORT_AND_EMBED = """
 import json, sys
-opt, image_path = sys.argv[1], sys.argv[2]
+opt, runtime, image_path = sys.argv[1:4]
 sys.path.insert(0, opt + "/python")
+sys.path.append(runtime)
 import numpy, onnxruntime, PIL, opensearchpy
-import lookalike.search, lookalike.http.routes
+import lookalike.search, lookalike.http.app
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 modules = {name: module.__file__ for name, module in sorted(sys.modules.items()) if getattr(module, "__file__", None)}
@@ -76,12 +81,23 @@ def opt(built_layers, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def in_lambda_python(opt, tmp_path_factory):
-    """What a clean interpreter with only the layers imports, and the vector it computes for an image."""
+def runtime(tmp_path_factory) -> Path:
+    """What Lambda's runtime provides besides the standard library (/var/runtime), and the deps
+    layer therefore leaves out: the X-Ray SDK that Tracer loads imports botocore."""
+    runtime = tmp_path_factory.mktemp("runtime")
+    for package in (boto3, botocore, s3transfer):
+        (runtime / package.__name__).symlink_to(Path(package.__file__).parent)
+    return runtime
+
+
+@pytest.fixture(scope="session")
+def in_lambda_python(opt, runtime, tmp_path_factory):
+    """What a clean interpreter with only the layers and the runtime imports, and the vector it
+    computes for an image."""
     image_path = tmp_path_factory.mktemp("image") / "query.jpg"
     _test_image().save(image_path, quality=92)
     result = subprocess.run(
-        [_lambda_like_python(), "-I", "-S", "-c", IMPORT_AND_EMBED, str(opt), str(image_path)],
+        [_lambda_like_python(), "-I", "-S", "-c", IMPORT_AND_EMBED, str(opt), str(runtime), str(image_path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -103,7 +119,7 @@ def test_layers_fit_lambdas_size_limits(built_layers):
 
 
 def test_layers_put_files_where_lambda_looks(opt):
-    expected = ["python/lookalike/__init__.py", "python/lookalike/http/routes.py", "python/numpy/__init__.py", MODEL_ARCNAME]
+    expected = ["python/lookalike/__init__.py", "python/lookalike/http/app.py", "python/numpy/__init__.py", MODEL_ARCNAME]
     missing = [path for path in expected if not (opt / path).is_file()]
     assert not missing, f"missing from the unpacked layers: {missing}"
 
@@ -126,7 +142,7 @@ def test_archives_are_byte_for_byte_reproducible(tmp_path, model_path):
 
 def test_clean_python_imports_everything_from_the_layers(in_lambda_python, opt):
     result, _ = in_lambda_python
-    wanted = ["numpy", "onnxruntime", "PIL", "opensearchpy", "pydantic", "aws_lambda_powertools", "lookalike.search", "lookalike.http.routes"]
+    wanted = ["numpy", "onnxruntime", "PIL", "opensearchpy", "pydantic", "aws_lambda_powertools", "lookalike.search", "lookalike.http.app"]
     outside = {name: result["modules"][name] for name in wanted if not result["modules"][name].startswith(str(opt))}
     assert not outside, f"imported from outside the layers: {outside}"
 

@@ -9,7 +9,9 @@ import re
 import pytest
 
 from lookalike.http.page_routes import STATIC
-from lookalike.http.routes import MAX_K, MAX_REQUEST_BYTES, create_app
+from lookalike.http.search_routes import MAX_K
+from lookalike.http.admission import MAX_REQUEST_BYTES
+from lookalike.http.app import create_app
 from lookalike.http.server import http_event
 from lookalike.images import MIN_BOX_SIDE
 from lookalike.search import SearchService

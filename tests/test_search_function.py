@@ -16,7 +16,8 @@ from skimage import data
 from tests.support.lambda_harness import EVENTS_TABLE, GALLERY_BUCKET, QUERY_BUCKET, LambdaContext, deployment, load_function
 from lookalike.aws import environment
 from lookalike.aws.uploads import MAX_UPLOAD_BYTES, UPLOAD_EXPIRES_IN
-from lookalike.http.routes import MAX_REQUEST_BYTES, create_app
+from lookalike.http.admission import MAX_REQUEST_BYTES
+from lookalike.http.app import create_app
 from tests.support.opensearch_loopback import LoopbackOpenSearch
 from tests.support.photos import encode, photo
 from tests.support.api_gateway import Reply, api_event, b64

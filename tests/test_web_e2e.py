@@ -25,7 +25,8 @@ from PIL import Image
 
 from tests.support.browser import CHROMIUM, launch_chromium, serving
 from lookalike.interactions.sqlite_log import SqliteEventLog
-from lookalike.http.routes import MAX_REQUEST_BYTES, create_app
+from lookalike.http.admission import MAX_REQUEST_BYTES
+from lookalike.http.app import create_app
 from lookalike.proposals import Proposer
 from lookalike.search import SearchService
 from lookalike.stores.faiss import FaissStore

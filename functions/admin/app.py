@@ -2,16 +2,16 @@
 (`/admin/backfill`), behind AWS_IAM in API Gateway. It opens the vector store and lists the
 gallery; it never loads the model."""
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lookalike.aws import environment
-from lookalike.http.backfill_routes import add_backfill_routes
-from lookalike.http.routes import create_admin_app, logger
+from lookalike.http.app import create_admin_app
 
+logger = Logger()
 services = environment.current()
-app = create_admin_app(services.store)
-add_backfill_routes(app, services.backfill)
+app = create_admin_app(services.store, backfill=services.backfill)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -9,9 +9,12 @@ Duplicates and retries are absorbed twice over: powertools idempotency (keyed by
 bucket, key and sequencer) answers a repeated event from its record and holds a concurrent
 duplicate back while the first runs; the sequencer ledger skips anything older than what was
 applied to the key, however late it comes, so a late ObjectCreated never resurrects an image.
+
+With tracing on, each record is a subsegment of the batch's trace, so a slow or failing record
+shows which one it was.
 """
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
@@ -21,7 +24,8 @@ from lookalike.aws import environment
 from lookalike.aws.ledger import ChangeOutcome
 from lookalike.aws.notifications import IndexQueueRecord, ObjectChange, object_changes
 
-logger = Logger(service="lookalike")
+logger = Logger()
+tracer = Tracer()
 services = environment.current()
 ordered_indexer = services.ordered_indexer  # the model, the store and the ledger, at cold start
 processor = BatchProcessor(event_type=EventType.SQS, model=IndexQueueRecord)
@@ -38,12 +42,14 @@ def apply(change: ObjectChange) -> ChangeOutcome:
     return ordered_indexer.apply(change)
 
 
+@tracer.capture_method
 def record_handler(record: IndexQueueRecord) -> None:
     for change in object_changes(record):
         apply(change=change)
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     idempotency.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -7,12 +7,15 @@ larger than API Gateway and Lambda take in a request. The block list is not here
 admin function serves it behind IAM. Everything is built at import, during the cold start.
 """
 
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lookalike.aws import environment
-from lookalike.http.routes import create_app, logger
+from lookalike.http.app import create_app
 
+logger = Logger()
+tracer = Tracer()
 services = environment.current()
 app = create_app(
     services.search_service,
@@ -25,5 +28,7 @@ app = create_app(
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# A response may be a page asset, larger than an X-Ray document may be.
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

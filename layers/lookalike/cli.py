@@ -7,6 +7,7 @@ scripts can pipe the output.
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -34,7 +35,14 @@ REGIONS_HELP = (
 )
 
 
+# powertools Loggers (the HTTP routes') read their service name from the environment when they
+# are created: the Lambda functions get theirs from the stack, and the command names itself
+# unless told otherwise.
+SERVICE_NAME = "lookalike"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -198,7 +206,7 @@ def _print_ranking(line: dict) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from lookalike.http.routes import create_app
+    from lookalike.http.app import create_app
     from lookalike.http.server import serve
 
     store = _store(args)

@@ -8,7 +8,7 @@ import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lookalike.errors import NotFoundError
 
@@ -21,6 +21,14 @@ class ImageSource(Protocol):
     def read(self, key: str) -> bytes: ...
 
     def tags(self, key: str) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class LinkedSource(Protocol):
+    """A source whose images a client can fetch itself (S3: a short-lived presigned GET), so that
+    serving an image need not pass its bytes through the function."""
+
+    def url(self, key: str) -> str: ...
 
 
 class FolderSource:

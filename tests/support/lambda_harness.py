@@ -159,7 +159,11 @@ class Cloud:
 
 @contextmanager
 def deployment(monkeypatch: pytest.MonkeyPatch, opensearch_url: str, model_path: Path):
-    """moto's AWS with the stack's resources, and every function's environment variables set."""
+    """moto's AWS with the stack's resources, and the environment variables every function gets.
+
+    Not POWERTOOLS_SERVICE_NAME: the stack gives each function its own, and powertools reads it
+    when a module creates its Logger, so only a function started in an interpreter of its own
+    can take it (tests.support.cold_start)."""
     variables = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -177,7 +181,6 @@ def deployment(monkeypatch: pytest.MonkeyPatch, opensearch_url: str, model_path:
         "KNN_EF_CONSTRUCTION": "128",
         "KNN_EF_SEARCH": "64",
         "LOOKALIKE_MODEL": str(model_path),
-        "POWERTOOLS_SERVICE_NAME": "lookalike",
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, value)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from lookalike.aws.notifications import ChangeKind, ObjectChange
 from lookalike.indexing import Indexer
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 # Rounds of "lost the race, read S3 again" before giving the message back to the queue.
 MAX_ATTEMPTS = 3

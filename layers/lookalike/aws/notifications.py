@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Json, model_validator
 
 from lookalike.aws.s3_source import ListedObject
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 BACKFILL_CONFIGURATION_ID = "lookalike-backfill"
 

@@ -1,4 +1,5 @@
-"""Query uploads in S3: a presigned POST into the query bucket, read back by its upload id.
+"""Query uploads in S3, the cloud's `QueryUploadStore`: a presigned POST into the query bucket,
+read back by its upload id.
 
 The query bucket is not the gallery: it sends no notifications, so nothing uploaded here is ever
 indexed, and a lifecycle rule deletes uploads after a day. An upload id is a random 128-bit hex
@@ -13,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lookalike.aws.s3_source import S3UnavailableError
 from lookalike.errors import ImageTooLargeError, NotFoundError
-from lookalike.http.uploads_routes import UploadTicket
+from lookalike.uploads import UploadTicket
 
 UPLOAD_PREFIX = "uploads/"
 # Twice API Gateway's request limit: a phone photo fits, a video does not.

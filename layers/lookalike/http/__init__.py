@@ -1,1 +1,2 @@
-"""The HTTP edge: powertools routes (`routes`) shared by the search Lambda and the local server (`server`)."""
+"""The HTTP edge: one assembler (`app`) of small route modules, shared by the Lambda functions and
+the local server (`server`)."""

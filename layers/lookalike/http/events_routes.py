@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from lookalike.interactions.events import EVENT, Event, EventLog
 
-logger = Logger(service="lookalike")
+logger = Logger()
 
 MAX_EVENTS_PER_REQUEST = 500
 _JSON = TypeAdapter(Any)

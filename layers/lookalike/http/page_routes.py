@@ -2,8 +2,8 @@
 the API so that the local server and the search Lambda show the same page, with no build step.
 
 The page's limits (largest k, request size, smallest box) are written into `index.html` when it
-is served, from the values the API enforces, so the page and the API cannot disagree. The routes
-module passes them in (it imports this one, so this one cannot import it).
+is served, from the values the API enforces, so the page and the API cannot disagree (the app
+assembler passes them in).
 Assets are revalidated on every load (`no-cache` plus an ETag answered with 304): a deployment
 that changes one file is seen at once, and an unchanged page costs one small request per file.
 """

@@ -4,23 +4,23 @@ The body names the image exactly as `POST /search` does (`image`, `image_id` or 
 the same request types); the answer is the displayed image's size and up to five boxes, best
 first, in its pixels (half-open), each one a valid `box` for `POST /search`. How the boxes are
 found, and how often they are right, is in lookalike.proposals and docs/FRAGMENTS.md.
-
-This module builds on the routes module's request types, so `create_app` imports it where it
-adds these routes rather than at the top.
 """
 
 import time
 from typing import Annotated
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, Field
 
-from lookalike.http.routes import QueryImage, logger, query_image_bytes, query_image_errors
-from lookalike.http.uploads_routes import QueryUploadStore
+from lookalike.http.query_image import QueryImage, query_image_bytes, query_image_errors
 from lookalike.proposals import MAX_PROPOSALS, Proposer
 from lookalike.sources import ImageSource
 from lookalike.stores.base import VectorStore
+from lookalike.uploads import QueryUploadStore
+
+logger = Logger()
 
 
 class ProposalsRequest(QueryImage):

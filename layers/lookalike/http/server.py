@@ -2,8 +2,8 @@
 
 Each request becomes the event API Gateway's HTTP API hands a Lambda (payload format 2.0), goes
 through `app.resolve`, and the result is written back the way API Gateway writes it. Nothing here
-knows a route: a new page (a web UI at `/`, say) is a new route in `lookalike.http.routes`, and it
-then works the same in the cloud.
+knows a route: a new page is a new route module added in `lookalike.http.app`, and it then works
+the same in the cloud.
 """
 
 import base64
@@ -17,9 +17,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from lookalike.http.routes import MAX_REQUEST_BYTES, error_document, logger
+from lookalike.http.admission import MAX_REQUEST_BYTES
+from lookalike.http.errors import error_document
+
+logger = Logger()
 
 # powertools keeps the event being resolved on a class attribute shared by every resolver, so a
 # process resolves one event at a time; the threads still read and write sockets in parallel.
