@@ -7,8 +7,8 @@ hyperparameters come from `--name value` arguments over `SM_HPS` (a JSON object)
 defaults below; data from channel folders, outputs to fixed folders:
 
     SM_CHANNEL_TRAIN       Tiny ImageNet training tar, or a folder holding it (default
-                           ../shared/datasets/tiny-imagenet/train-100.tar): augmentation pairs,
-                           class pairs, the held-out split
+                           lab.datasets.TINY_IMAGENET_TRAIN): augmentation pairs, class pairs,
+                           the held-out split
     SM_CHANNEL_CLICKS      folder with the pairs.jsonl of `lookalike training-set` (optional)
     SM_CHANNEL_GALLERY     folder of the gallery images those pairs' keys name
     SM_MODEL_DIR           model.onnx: the fine-tuned embedder, ready for `lookalike reindex`
@@ -46,6 +46,7 @@ import onnxruntime as ort
 import torch
 from tqdm import tqdm
 
+from lab.datasets import TINY_IMAGENET_TRAIN
 from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
@@ -53,7 +54,6 @@ from model_export import export_onnx
 from model_export.augment import AugmentConfig, ProbeViews, TrainingViews
 from model_export.batches import PAIR_SOURCES, Batch, PairSampler
 from model_export.data import (
-    DEFAULT_TRAIN_TAR,
     TrainImage,
     TrainingSet,
     build_training_set,
@@ -125,7 +125,7 @@ class Paths:
         local = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lookalike"
         clicks, gallery = (environ.get(name) for name in ("SM_CHANNEL_CLICKS", "SM_CHANNEL_GALLERY"))
         return cls(
-            train=Path(environ.get("SM_CHANNEL_TRAIN") or DEFAULT_TRAIN_TAR),
+            train=Path(environ.get("SM_CHANNEL_TRAIN") or TINY_IMAGENET_TRAIN),
             clicks=Path(clicks) if clicks else None,
             gallery=Path(gallery) if gallery else None,
             model_dir=Path(environ.get("SM_MODEL_DIR") or local / "training" / "model"),

@@ -12,11 +12,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from lab.datasets import TINY_IMAGENET_TRAIN, tiny_imagenet_train
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
 from model_export import export_onnx, train
 from model_export.batches import PairSampler
-from model_export.data import DEFAULT_TRAIN_TAR, ClickPair, TrainImage, build_training_set, tiny_imagenet_train
+from model_export.data import ClickPair, TrainImage, build_training_set
 from model_export.head import InfoNCE, ProjectionHead
 from model_export.heldout import mean_average_precision
 from tests.support.photos import PHOTOS, photo
@@ -39,7 +40,7 @@ SMOKE = train.Hyperparameters(
 
 def paths(root, base_model, feature_cache=None, clicks=None, gallery=None) -> train.Paths:
     return train.Paths(
-        train=DEFAULT_TRAIN_TAR,
+        train=TINY_IMAGENET_TRAIN,
         clicks=clicks,
         gallery=gallery,
         model_dir=root / "model",
@@ -58,7 +59,7 @@ def channels(tmp_path_factory):
     gallery, clicks = root / "gallery", root / "clicks"
     clicks.mkdir()
     by_class: dict[str, list[str]] = {}
-    for number, image in tiny_imagenet_train(DEFAULT_TRAIN_TAR, classes=SMOKE.classes, per_class=7):
+    for number, image in tiny_imagenet_train(TINY_IMAGENET_TRAIN, classes=SMOKE.classes, per_class=7):
         key = f"{image.label}/{number}.jpg"
         (gallery / image.label).mkdir(parents=True, exist_ok=True)
         (gallery / key).write_bytes(image.data)

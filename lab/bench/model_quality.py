@@ -23,15 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.datasets import tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_VAL, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from model_export.augment import ProbeViews
 from model_export.data import TrainImage
 from model_export.features import decode
 from model_export.heldout import retrieval_metrics
-from lab.datasets import TINY_IMAGENET_VAL
 
-VAL_TAR = TINY_IMAGENET_VAL
 SPEED_IMAGES = 32  # per timed run: one batch of 32, or 32 batches of 1
 
 
@@ -61,8 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args(argv)
 
-    labelled = list(tiny_imagenet_val(VAL_TAR, limit=args.images))
-    items = [TrainImage(image.name, image.data, image.label, image.box) for image in labelled]
+    labelled = list(tiny_imagenet_val(TINY_IMAGENET_VAL, limit=args.images))
+    items = [TrainImage.from_labelled(image) for image in labelled]
     views = [view for item in items for view in ProbeViews()(decode(item), item)]
     labels = np.unique([item.label for item in items], return_inverse=True)[1]
     embedders = [Embedder(model, threads=args.threads) for model in args.models]

@@ -30,13 +30,11 @@ import time
 import numpy as np
 import torch
 
-from lab.datasets import half_area_crop_queries, tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_VAL, half_area_crop_queries, tiny_imagenet_val
 from lookalike.images import RESIZE_MODES, load_image, to_tensor
 from model_export.export_onnx import MEAN, POOLINGS, STD, load_backbone, pool
-from lab.datasets import TINY_IMAGENET_VAL
 
 GALLERY_SIZE = 500
-VAL_TAR = TINY_IMAGENET_VAL
 BATCH = 50
 
 
@@ -64,7 +62,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[224], help="model input sizes to try")
     args = parser.parse_args()
     torch.manual_seed(0)
-    images = list(tiny_imagenet_val(VAL_TAR, GALLERY_SIZE))
+    images = list(tiny_imagenet_val(TINY_IMAGENET_VAL, GALLERY_SIZE))
     gallery_payloads = [image.data for image in images]
     query_payloads = half_area_crop_queries(images)
 

@@ -4,7 +4,7 @@
     python -m lab.bench.proposals --tune           # ... plus the grid of settings the defaults were chosen from
     python -m lab.bench.proposals --validation     # the validation figure: run it once, after tuning
 
-(from the repository root: it reads the training tar through model_export.data.) Each image
+(from the repository root). Each image
 has one annotated object box; a proposal list finds it when one of its first 3 boxes overlaps it
 with IoU >= 0.5. Maps come from the product's own path (load_image, the ONNX model's activation
 output); the training images are the first --per-class of each of the 201 classes whose boxes
@@ -31,11 +31,10 @@ from tqdm import tqdm
 
 from lab.bench.composites import composites
 from lookalike.paths import default_model_path
-from lab.datasets import TINY_IMAGENET_TRAIN, TINY_IMAGENET_VAL, tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_TRAIN, TINY_IMAGENET_VAL, tiny_imagenet_train, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 from lookalike.proposals import LEVELS, NMS_IOU, iou, propose
-from model_export.data import tiny_imagenet_train
 
 TOP = 3
 HIT_IOU = 0.5

@@ -34,16 +34,14 @@ from tqdm import tqdm
 
 from lab.bench.composites import SCENE_SIDE, encode_jpeg, load_scenes, scene_paths, composites
 from lookalike.paths import default_model_path
-from lab.datasets import LabelledImage, tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_VAL, LabelledImage, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from lab import metrics
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
-from lab.datasets import TINY_IMAGENET_VAL
 
-VAL_TAR = TINY_IMAGENET_VAL
 CATEGORY_GALLERY_START = 1000
 K = 10
 SEED = 2026
@@ -157,7 +155,7 @@ def main() -> None:
     if 2 * args.objects > CATEGORY_GALLERY_START or args.category_queries > CATEGORY_GALLERY_START:
         parser.error(f"queries and distractors come from the first {CATEGORY_GALLERY_START} validation images")
     embedder = Embedder(args.model or default_model_path())
-    val = list(tiny_imagenet_val(VAL_TAR, CATEGORY_GALLERY_START + args.category_gallery))
+    val = list(tiny_imagenet_val(TINY_IMAGENET_VAL, CATEGORY_GALLERY_START + args.category_gallery))
     work = Path(tempfile.mkdtemp(prefix="lookalike-regions-"))
     try:
         fragments_benchmark(work, embedder, val[: args.objects], val[args.objects : 2 * args.objects])

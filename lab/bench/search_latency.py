@@ -19,16 +19,13 @@ import numpy as np
 from PIL import Image
 
 from lookalike.paths import default_model_path
-from lab.datasets import tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_VAL, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss_store import FaissStore
-from lab.datasets import TINY_IMAGENET_VAL
-
-VAL_TAR = TINY_IMAGENET_VAL
 
 
 def percentiles(milliseconds: list[float]) -> str:
@@ -40,7 +37,7 @@ def build_gallery(workdir: Path, size: int, embedder: Embedder, method: str) -> 
     gallery = workdir / f"gallery-{size}"
     if not gallery.is_dir():
         gallery.mkdir(parents=True)
-        for image in tiny_imagenet_val(VAL_TAR, size):
+        for image in tiny_imagenet_val(TINY_IMAGENET_VAL, size):
             (gallery / image.name).write_bytes(image.data)
     store = FaissStore(workdir / f"store-{size}-{method}", method=method)
     started = time.perf_counter()
@@ -54,7 +51,7 @@ def build_gallery(workdir: Path, size: int, embedder: Embedder, method: str) -> 
 def crop_queries(count: int, seed: int = 7) -> list[bytes]:
     rng = np.random.default_rng(seed)
     queries = []
-    for image in tiny_imagenet_val(VAL_TAR, count):
+    for image in tiny_imagenet_val(TINY_IMAGENET_VAL, count):
         with Image.open(io.BytesIO(image.data)) as decoded:
             x0, y0 = rng.integers(0, 16, size=2)
             buffer = io.BytesIO()
