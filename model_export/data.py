@@ -5,9 +5,10 @@ gallery file that is a byte-for-byte copy of a tar member (the click simulator's
 made of training-subset images) is one row, one set of cached features, whatever its name.
 
 Two kinds of supervised pairs, besides the augmentation pairs every image yields:
-- click pairs, read from the `pairs.jsonl` that `lookalike training-set` writes: gallery keys
-  of a query and of a clicked result, the shown-but-not-clicked candidates as hard negatives,
-  and a weight (how much evidence backs the pair);
+- click pairs, the `pairs.jsonl` that `lookalike training-set` writes (read by
+  lookalike.interactions.click_labels, which owns the format): gallery keys of a query and of a
+  clicked result, the shown-but-not-clicked candidates as hard negatives, and a weight (how
+  much evidence backs the pair);
 - class pairs, two images of one class of the training tar, the stand-in for clicks when no
   event log exists yet (the click simulator clicks same-class results, so these are what a
   perfectly attentive user would produce).
@@ -18,18 +19,16 @@ read here at all: reported figures are measured on them elsewhere.
 """
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lookalike.errors import NotFoundError
+from lookalike.interactions.click_labels import TrainingPair
 from lookalike.images import SNIFF_BYTES, is_image
 from lookalike.sources import FolderSource
 from lab.datasets import LabelledImage, tiny_imagenet_train
-
-PAIRS_FILENAME = "pairs.jsonl"
 
 
 @dataclass(frozen=True)
@@ -46,14 +45,6 @@ class TrainImage:
     @classmethod
     def from_labelled(cls, image: LabelledImage) -> "TrainImage":
         return cls(image.name, image.data, image.label, image.box)
-
-
-@dataclass(frozen=True)
-class ClickPair:
-    query: str
-    positive: str
-    negatives: tuple[str, ...] = ()
-    weight: float = 1.0
 
 
 @dataclass
@@ -92,30 +83,6 @@ def split_tiny_imagenet(
     return train, held_out
 
 
-def read_click_pairs(clicks_dir: str | Path) -> list[ClickPair]:
-    """The pairs of `pairs.jsonl` in the clicks channel; none when the channel has no such file."""
-    path = Path(clicks_dir) / PAIRS_FILENAME
-    if not path.is_file():
-        return []
-    pairs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            pairs.append(
-                ClickPair(
-                    record["query"],
-                    record["positive"],
-                    tuple(record.get("negatives", ())),
-                    float(record.get("weight", 1.0)),
-                )
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}:{number}: not a training pair ({error})") from None
-    return pairs
-
-
 def gallery_images(gallery_dir: str | Path, keys: set[str]) -> dict[str, TrainImage]:
     """The gallery images the pairs name; keys missing from the gallery or not images are left out."""
     source = FolderSource(gallery_dir)
@@ -130,7 +97,7 @@ def gallery_images(gallery_dir: str | Path, keys: set[str]) -> dict[str, TrainIm
     return found
 
 
-def build_training_set(images: list[TrainImage], pairs: list[ClickPair], gallery: dict[str, TrainImage]) -> TrainingSet:
+def build_training_set(images: list[TrainImage], pairs: list[TrainingPair], gallery: dict[str, TrainImage]) -> TrainingSet:
     """One row per distinct image (tar images first); pairs whose query or positive is missing are dropped."""
     rows: dict[str, int] = {}
     unique: list[TrainImage] = []

@@ -47,6 +47,7 @@ import torch
 from tqdm import tqdm
 
 from lab.datasets import TINY_IMAGENET_TRAIN
+from lookalike.interactions.click_labels import PAIRS_FILENAME, read_pairs
 from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
@@ -58,7 +59,6 @@ from model_export.data import (
     TrainingSet,
     build_training_set,
     gallery_images,
-    read_click_pairs,
     split_tiny_imagenet,
 )
 from model_export.encoders import CachedEncoder, LiveEncoder
@@ -143,6 +143,11 @@ class Paths:
                 raise FileNotFoundError(f"the train channel {self.train} must hold exactly one .tar, found {len(tars)}")
             return tars[0]
         return self.train
+
+    def click_pairs_file(self) -> Path | None:
+        """The clicks channel's pairs.jsonl; None without the channel or without the file in it."""
+        path = self.clicks / PAIRS_FILENAME if self.clicks else None
+        return path if path and path.is_file() else None
 
 
 @dataclass
@@ -313,7 +318,8 @@ def _score(heldout: HeldOut, head: ProjectionHead) -> float:
 def _read_data(hp: Hyperparameters, paths: Paths) -> tuple[TrainingSet, list[TrainImage]]:
     """The training set (tar images, gallery images the click pairs name, the pairs) and the held-out images."""
     train_images, held_out = split_tiny_imagenet(paths.train_tar(), hp.classes or None, hp.per_class, hp.holdout)
-    clicks = read_click_pairs(paths.clicks) if paths.clicks else []
+    pairs_file = paths.click_pairs_file()
+    clicks = read_pairs(pairs_file) if pairs_file else []
     if clicks and paths.gallery is None:
         raise ValueError("the clicks channel has pairs but there is no gallery channel to read their images from")
     named = {key for pair in clicks for key in (pair.query, pair.positive, *pair.negatives)}

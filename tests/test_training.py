@@ -15,9 +15,10 @@ import torch
 from lab.datasets import TINY_IMAGENET_TRAIN, tiny_imagenet_train
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
+from lookalike.interactions.click_labels import TrainingPair
 from model_export import export_onnx, train
 from model_export.batches import PairSampler
-from model_export.data import ClickPair, TrainImage, build_training_set
+from model_export.data import TrainImage, build_training_set
 from model_export.head import InfoNCE, ProjectionHead
 from model_export.heldout import mean_average_precision
 from tests.support.photos import PHOTOS, photo
@@ -241,9 +242,9 @@ def test_training_set_rows_are_distinct_images_and_pairs_name_them():
     a, b, c = (TrainImage(f"tar/{n}", bytes([n]) * 10, "n01", None) for n in range(3))
     gallery = {"copy-of-a.jpg": TrainImage("copy-of-a.jpg", a.data), "d.jpg": TrainImage("d.jpg", b"d" * 10)}
     pairs = [
-        ClickPair("copy-of-a.jpg", "d.jpg", ("missing.jpg", "copy-of-a.jpg", "d.jpg"), 2.0),
-        ClickPair("d.jpg", "gone.jpg"),
-        ClickPair("d.jpg", "d.jpg"),
+        TrainingPair("copy-of-a.jpg", "d.jpg", ("missing.jpg", "copy-of-a.jpg", "d.jpg"), 2.0),
+        TrainingPair("d.jpg", "gone.jpg"),
+        TrainingPair("d.jpg", "d.jpg"),
     ]
     dataset = build_training_set([a, b, c], pairs, gallery)
     assert len(dataset.images) == 4, "the gallery copy of a tar image is the same row"
@@ -256,7 +257,7 @@ def test_training_set_rows_are_distinct_images_and_pairs_name_them():
 def test_click_batches_carry_weights_and_hard_negatives():
     images = [TrainImage(f"k{n}", bytes([n]) * 10) for n in range(6)]
     gallery = {image.key: image for image in images}
-    pairs = [ClickPair("k0", "k1", ("k2", "k3"), 1.0), ClickPair("k4", "k5", ("k2",), 3.0)]
+    pairs = [TrainingPair("k0", "k1", ("k2", "k3"), 1.0), TrainingPair("k4", "k5", ("k2",), 3.0)]
     dataset = build_training_set([], pairs, gallery)
     sampler = PairSampler(dataset, "clicks", batch_size=8, aug_fraction=0.5, views=3, hard_negatives=4, seed=0)
     batch = sampler.batch(0)
