@@ -1,14 +1,18 @@
-"""`python -m lab`: the offline lab's commands (evaluation and the click simulator).
+"""`python -m lab`: the offline lab's commands (evaluation, the click simulator, the benchmarks).
 
 The lab measures the product from outside and is never shipped: serving code never imports it.
+Everything in it runs this one way, from the repository root.
 """
 
 import argparse
+import ast
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import lab.bench
 from lab.click_simulator import SimulationSettings, default_work_dir, simulate
 from lab.datasets import DATASETS_ROOT, TINY_IMAGENET_TRAIN
 from lab.evaluation import DEFAULT_SEED, Settings, evaluate
@@ -58,7 +62,36 @@ def _parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--limit", type=int, default=None, metavar="N", help="smoke size: N Tiny ImageNet images, N/10 photos and buildings")
     evaluate_parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the copy-detection edits and the random baseline")
     evaluate_parser.add_argument("--out", type=Path, default=Path("docs/EVALUATION.md"), help="the report; plots go to evaluation/ beside it")
+
+    benchmarks = _benchmarks()
+    bench_help = f"run a benchmark: {', '.join(benchmarks)}"
+    bench_parser = commands.add_parser(
+        "bench",
+        help=bench_help,
+        description="run a benchmark (lab/bench/NAME.py) with its own arguments: `python -m lab bench NAME --help` lists them",
+        epilog="\n".join(f"  {name:<18} {summary}" for name, summary in benchmarks.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench_parser.set_defaults(command=_bench)
+    bench_parser.add_argument("name", choices=benchmarks, metavar="NAME", help="one of the benchmarks below")
+    bench_parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the benchmark's own arguments")
     return parser
+
+
+def _benchmarks() -> dict[str, str]:
+    """Module name -> the first line of its docstring, for every module of lab.bench: read from the
+    source, so that listing them does not import what they need (torch, the scene packages)."""
+    folder = Path(lab.bench.__file__).parent
+    return {
+        path.stem: ast.get_docstring(ast.parse(path.read_text())).splitlines()[0]
+        for path in sorted(folder.glob("*.py"))
+        if path.name != "__init__.py"
+    }
+
+
+def _bench(args: argparse.Namespace) -> int:
+    importlib.import_module(f"lab.bench.{args.name}").main(args.args)
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

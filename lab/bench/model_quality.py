@@ -1,6 +1,6 @@
 """Quick side-by-side of embedders: retrieval quality on Tiny ImageNet validation images, and speed.
 
-    python -m lab.bench.model_quality MODEL.onnx [MODEL.onnx ...] [--images 600] [--threads 2]
+    python -m lab bench model_quality MODEL.onnx [MODEL.onnx ...] [--images 600] [--threads 2]
 
 A sanity check, not the evaluation (that is `python -m lab evaluate`, docs/EVALUATION.md), and never
 a tuning signal: hyperparameters are chosen on the held-out part of the training tar. Used for
@@ -17,12 +17,13 @@ batches of 1 (a search embeds one query), with `--threads` onnxruntime threads; 
 turns because the CPU is shared: the minimum is the least disturbed run).
 """
 
-import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from lab.bench import argument_parser
 from lab.datasets import TINY_IMAGENET_VAL, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from model_export.augment import ProbeViews
@@ -51,8 +52,8 @@ def images_per_second(embedders: list[Embedder], batch_size: int, rounds: int) -
     return [repeats * batch_size / seconds for seconds in best]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser(__file__, __doc__)
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--threads", type=int, default=2)
