@@ -33,7 +33,7 @@ class LabelledImage:
     data: bytes
     label: str  # WordNet id
     # The object, half-open x0, y0, x1, y1 (the tars list inclusive corners); None where the
-    # training tar has no boxes file for the class (n02480855).
+    # training tar has no boxes file for the class (n02480855, n10148035).
     box: tuple[int, int, int, int] | None
 
 

@@ -53,14 +53,14 @@ def paths(root, base_model, feature_cache=None, clicks=None, gallery=None) -> tr
 
 
 @pytest.fixture(scope="module")
-def channels(tmp_path_factory):
+def channels(tmp_path_factory, tiny_imagenet_train_tar):
     """A gallery of the smoke classes' training images and click pairs between classmates, as
     `lookalike training-set` writes them; one key names no gallery file and must be skipped."""
     root = tmp_path_factory.mktemp("channels")
     gallery, clicks = root / "gallery", root / "clicks"
     clicks.mkdir()
     by_class: dict[str, list[str]] = {}
-    for number, image in tiny_imagenet_train(TINY_IMAGENET_TRAIN, classes=SMOKE.classes, per_class=7):
+    for number, image in tiny_imagenet_train(tiny_imagenet_train_tar, classes=SMOKE.classes, per_class=7):
         key = f"{image.label}/{number}.jpg"
         (gallery / image.label).mkdir(parents=True, exist_ok=True)
         (gallery / key).write_bytes(image.data)
@@ -200,6 +200,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(first, tmp_p
     assert resumed.model_path.read_bytes() == result.model_path.read_bytes()
 
 
+@pytest.mark.usefixtures("tiny_imagenet_train_tar")
 def test_unfrozen_blocks_train_and_export(tmp_path, model_path):
     hp = dataclasses.replace(SMOKE, steps=1, batch_size=2, unfreeze_blocks=1, holdout=0, classes=2, per_class=3)
     result = train.train(hp, paths(tmp_path, model_path), progress=False)
