@@ -68,8 +68,12 @@ learning-loop: setup
 	done
 	$(BIN)/python -m lab evaluate $(foreach seed,$(SEEDS),--model-finetuned $(LOOP)/seed-$(seed)/model/model.onnx) $(EVALUATE)
 
+# One benchmark, search latency by default; `python -m lab bench --help` lists the others:
+# make bench BENCH=store_bench BENCH_ARGS="--sizes 5000 10000"
+BENCH ?= search_latency
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python bench/search_latency.py
+	$(BIN)/python -m lab bench $(BENCH) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .lookalike $(DEMO_GALLERY)

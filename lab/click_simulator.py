@@ -35,8 +35,6 @@ import itertools
 import json
 import logging
 import os
-import re
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -56,12 +54,9 @@ from lookalike.indexing import Indexer
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss import FaissStore
-from lab.datasets import TINY_IMAGENET_TRAIN
+from lab.datasets import TINY_IMAGENET_TRAIN, TRAIN_IMAGES_PER_CLASS, tiny_imagenet_train
 
-DEFAULT_TRAIN_TAR = TINY_IMAGENET_TRAIN
 QUERIES_FOLDER = ".queries"
-_MEMBER = re.compile(r"tiny-imagenet/train/(n\d+)/images/(n\d+)_(\d+)\.JPEG")
-_IMAGES_PER_CLASS = 100
 
 
 def default_work_dir() -> Path:
@@ -100,7 +95,7 @@ class ClickModel:
 @dataclass(frozen=True)
 class SimulationSettings:
     work: Path = field(default_factory=default_work_dir)
-    tar: Path = DEFAULT_TRAIN_TAR
+    tar: Path = TINY_IMAGENET_TRAIN
     classes: int = 50
     per_class: int = 20
     queries_per_class: int = 2
@@ -155,31 +150,24 @@ def prepare_gallery(settings: SimulationSettings) -> tuple[list[str], list[str]]
 
     Images of an earlier run with other parameters are removed, so the folder holds exactly
     this run's images and indexing drops the others from the store."""
-    if not 1 <= settings.per_class < settings.per_class + settings.queries_per_class <= _IMAGES_PER_CLASS:
-        raise LookalikeError(f"per_class + queries_per_class must be at most {_IMAGES_PER_CLASS}, with both >= 1")
+    if not 1 <= settings.per_class < settings.per_class + settings.queries_per_class <= TRAIN_IMAGES_PER_CLASS:
+        raise LookalikeError(f"per_class + queries_per_class must be at most {TRAIN_IMAGES_PER_CLASS}, with both >= 1")
     if not settings.tar.is_file():
         raise LookalikeError(f"no Tiny ImageNet training tar at {settings.tar}: pass --tar")
     root = settings.gallery
-    with tarfile.open(settings.tar) as archive:
-        members = {}
-        for member in archive:
-            match = _MEMBER.fullmatch(member.name)
-            if match:
-                members[(match[1], int(match[3]))] = member
-        chosen = sorted({wnid for wnid, _ in members})[: settings.classes]
-        wanted: dict[str, tarfile.TarInfo] = {}
-        gallery_keys, query_keys = [], []
-        for wnid in chosen:
-            for number in range(settings.per_class + settings.queries_per_class):
-                name = f"{wnid}/{wnid}_{number}.JPEG"
-                key = name if number < settings.per_class else f"{QUERIES_FOLDER}/{name}"
-                (gallery_keys if number < settings.per_class else query_keys).append(key)
-                wanted[key] = members[(wnid, number)]
-        for key, member in wanted.items():
-            path = root / key
-            if not path.is_file() or path.stat().st_size != member.size:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(archive.extractfile(member).read())
+    wanted: dict[str, bytes] = {}
+    gallery_keys, query_keys = [], []
+    images = tiny_imagenet_train(settings.tar, settings.classes, settings.per_class + settings.queries_per_class)
+    for number, image in images:
+        name = f"{image.label}/{image.name}"
+        key = name if number < settings.per_class else f"{QUERIES_FOLDER}/{name}"
+        (gallery_keys if number < settings.per_class else query_keys).append(key)
+        wanted[key] = image.data
+    for key, data in wanted.items():
+        path = root / key
+        if not path.is_file() or path.stat().st_size != len(data):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
     for path in root.rglob("*.JPEG"):
         if path.relative_to(root).as_posix() not in wanted:
             path.unlink()

@@ -36,7 +36,7 @@ from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss import FaissStore
-from lab.datasets import DATASETS_ROOT
+from lab.datasets import DATASETS_ROOT, VAL_TAR
 
 # Results judged per query: MRR and mAP count what is found within them, and the Precision@k /
 # Recall@k curves run to k = DEPTH. Past 100 a person has stopped looking.
@@ -45,20 +45,18 @@ CUTOFF = 10  # the k of P@k, R@k and nDCG@k in the table: one page of results
 TABLE_METRICS = ("MRR", "P@1", f"P@{CUTOFF}", f"R@{CUTOFF}", "mAP", f"nDCG@{CUTOFF}")
 QUERY_BATCH = 64
 DEFAULT_SEED = 2026
-DEFAULT_DATASETS = DATASETS_ROOT
-# The acceptance test compares mAP on these benchmarks (issue 4): where fine-tuning should help.
+# The acceptance test compares mAP on these benchmarks: where fine-tuning should help.
 ACCEPTANCE_BENCHMARKS = ("category", "fragment")
 MIN_SEEDS = 3
 # Resamples of the paired bootstrap that puts an interval on the acceptance margin.
 BOOTSTRAP_RESAMPLES = 2000
-TINY_IMAGENET_VAL = Path("tiny-imagenet") / "val.tar"
 
 
 @dataclass(frozen=True)
 class Settings:
     backbone: Path
     finetuned: tuple[Path, ...] = ()
-    datasets: Path = DEFAULT_DATASETS
+    datasets: Path = DATASETS_ROOT
     limit: int | None = None
     seed: int = DEFAULT_SEED
 
@@ -146,7 +144,7 @@ def methods(settings: Settings) -> tuple[list[Method], list[Path]]:
 
 def evaluate(settings: Settings, progress: bool = True) -> Evaluation:
     """Build the benchmarks in a scratch folder, run every method on them, judge every query."""
-    tar = settings.datasets / TINY_IMAGENET_VAL
+    tar = settings.datasets / VAL_TAR
     if not tar.is_file():
         raise LookalikeError(f"no Tiny ImageNet validation tar at {tar}: pass --datasets")
     if not settings.backbone.is_file():

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from lab import metrics
+from lab.datasets import DATASETS_ROOT
 from lookalike.paths import default_model_path
 from lab.evaluation import (
     CUTOFF,
     BOOTSTRAP_RESAMPLES,
-    DEFAULT_DATASETS,
     DEFAULT_SEED,
     DEPTH,
     MIN_SEEDS,
@@ -83,7 +83,7 @@ def command_line(settings: Settings, out: Path) -> str:
         words += ["--model", _shown(settings.backbone)]
     for path in settings.finetuned:
         words += ["--model-finetuned", _shown(path)]
-    if settings.datasets != DEFAULT_DATASETS:
+    if settings.datasets != DATASETS_ROOT:
         words += ["--datasets", _shown(settings.datasets)]
     if settings.limit is not None:
         words += ["--limit", str(settings.limit)]

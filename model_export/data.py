@@ -5,9 +5,10 @@ gallery file that is a byte-for-byte copy of a tar member (the click simulator's
 made of training-subset images) is one row, one set of cached features, whatever its name.
 
 Two kinds of supervised pairs, besides the augmentation pairs every image yields:
-- click pairs, read from the `pairs.jsonl` that `lookalike training-set` writes: gallery keys
-  of a query and of a clicked result, the shown-but-not-clicked candidates as hard negatives,
-  and a weight (how much evidence backs the pair);
+- click pairs, the `pairs.jsonl` that `lookalike training-set` writes (read by
+  lookalike.interactions.click_labels, which owns the format): gallery keys of a query and of a
+  clicked result, the shown-but-not-clicked candidates as hard negatives, and a weight (how
+  much evidence backs the pair);
 - class pairs, two images of one class of the training tar, the stand-in for clicks when no
   event log exists yet (the click simulator clicks same-class results, so these are what a
   perfectly attentive user would produce).
@@ -18,30 +19,21 @@ read here at all: reported figures are measured on them elsewhere.
 """
 
 import hashlib
-import json
-import re
-import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lookalike.errors import NotFoundError
+from lookalike.interactions.click_labels import TrainingPair
 from lookalike.images import SNIFF_BYTES, is_image
 from lookalike.sources import FolderSource
-from lab.datasets import TINY_IMAGENET_TRAIN
-
-DEFAULT_TRAIN_TAR = TINY_IMAGENET_TRAIN
-PAIRS_FILENAME = "pairs.jsonl"
-TINY_IMAGES_PER_CLASS = 100
-_MEMBER = re.compile(r"tiny-imagenet/train/(n\d+)/images/(n\d+)_(\d+)\.JPEG")
-_BOXES = re.compile(r"tiny-imagenet/train/(n\d+)/(n\d+)_boxes\.txt")
+from lab.datasets import LabelledImage, tiny_imagenet_train
 
 
 @dataclass(frozen=True)
 class TrainImage:
-    key: str  # tar member name or gallery key
+    key: str  # the tar's file name or a gallery key
     data: bytes
     label: str | None = None  # WordNet id for tar images; gallery images carry none
     box: tuple[int, int, int, int] | None = None  # object box, half-open pixels
@@ -50,13 +42,9 @@ class TrainImage:
     def __post_init__(self) -> None:
         object.__setattr__(self, "digest", hashlib.sha256(self.data).hexdigest())
 
-
-@dataclass(frozen=True)
-class ClickPair:
-    query: str
-    positive: str
-    negatives: tuple[str, ...] = ()
-    weight: float = 1.0
+    @classmethod
+    def from_labelled(cls, image: LabelledImage) -> "TrainImage":
+        return cls(image.name, image.data, image.label, image.box)
 
 
 @dataclass
@@ -83,32 +71,6 @@ class TrainingSet:
         return np.bincount(self.labels[self.labels >= 0]).max(initial=0) >= 2
 
 
-def tiny_imagenet_train(
-    tar_path: str | Path, classes: int | None = None, per_class: int = TINY_IMAGES_PER_CLASS
-) -> Iterator[tuple[int, TrainImage]]:
-    """(file number, image) for the first `classes` classes (sorted WordNet ids), N < per_class."""
-    with tarfile.open(tar_path) as archive:
-        members = archive.getmembers()
-        wnids = sorted({m.group(1) for m in map(_MEMBER.fullmatch, (member.name for member in members)) if m})
-        chosen = set(wnids[:classes] if classes else wnids)
-        boxes: dict[str, tuple[int, int, int, int]] = {}
-        for member in members:
-            match = _BOXES.fullmatch(member.name)
-            if match and match.group(1) in chosen:
-                for line in archive.extractfile(member).read().decode().splitlines():
-                    name, *corners = line.split("\t")
-                    x0, y0, x1, y1 = map(int, corners)
-                    boxes[name] = (x0, y0, x1 + 1, y1 + 1)
-        images = []
-        for member in members:
-            match = _MEMBER.fullmatch(member.name)
-            if match and match.group(1) in chosen and int(match.group(3)) < per_class:
-                images.append((match.group(1), int(match.group(3)), member))
-        for wnid, number, member in sorted(images, key=lambda item: (item[0], item[1])):
-            name = member.name.rsplit("/", 1)[1]
-            yield number, TrainImage(member.name, archive.extractfile(member).read(), wnid, boxes.get(name))
-
-
 def split_tiny_imagenet(
     tar_path: str | Path, classes: int | None, per_class: int, holdout: int
 ) -> tuple[list[TrainImage], list[TrainImage]]:
@@ -117,32 +79,8 @@ def split_tiny_imagenet(
         raise ValueError(f"holdout must be in [0, {per_class}), not {holdout}")
     train, held_out = [], []
     for number, image in tiny_imagenet_train(tar_path, classes, per_class):
-        (held_out if number >= per_class - holdout else train).append(image)
+        (held_out if number >= per_class - holdout else train).append(TrainImage.from_labelled(image))
     return train, held_out
-
-
-def read_click_pairs(clicks_dir: str | Path) -> list[ClickPair]:
-    """The pairs of `pairs.jsonl` in the clicks channel; none when the channel has no such file."""
-    path = Path(clicks_dir) / PAIRS_FILENAME
-    if not path.is_file():
-        return []
-    pairs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            pairs.append(
-                ClickPair(
-                    record["query"],
-                    record["positive"],
-                    tuple(record.get("negatives", ())),
-                    float(record.get("weight", 1.0)),
-                )
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}:{number}: not a training pair ({error})") from None
-    return pairs
 
 
 def gallery_images(gallery_dir: str | Path, keys: set[str]) -> dict[str, TrainImage]:
@@ -159,7 +97,7 @@ def gallery_images(gallery_dir: str | Path, keys: set[str]) -> dict[str, TrainIm
     return found
 
 
-def build_training_set(images: list[TrainImage], pairs: list[ClickPair], gallery: dict[str, TrainImage]) -> TrainingSet:
+def build_training_set(images: list[TrainImage], pairs: list[TrainingPair], gallery: dict[str, TrainImage]) -> TrainingSet:
     """One row per distinct image (tar images first); pairs whose query or positive is missing are dropped."""
     rows: dict[str, int] = {}
     unique: list[TrainImage] = []

@@ -8,7 +8,7 @@
 - dynamic: int8 weights, activations quantized per batch at run time; no calibration.
 The metadata the core reads is carried over, with "-int8" (or "-int8dyn") appended to the
 version: the vectors differ from the float model's, so a store built with one refuses the other.
-Speed and quality of each variant are measured by bench/model_quality.py (docs/TRAINING.md).
+Speed and quality of each variant are measured by `python -m lab bench model_quality` (docs/TRAINING.md).
 """
 
 import argparse
@@ -21,14 +21,13 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from lab.datasets import TINY_IMAGENET_CLASSES, TINY_IMAGENET_TRAIN, tiny_imagenet_train
 from lookalike.embedding import ModelInfo
 from lookalike.images import load_image, to_tensor
-from model_export.data import DEFAULT_TRAIN_TAR, tiny_imagenet_train
 from model_export.export_onnx import INPUT_NAME
 
 MODES = {"static": "int8", "dynamic": "int8dyn"}
 CALIBRATION_BATCH = 16
-TINY_IMAGENET_CLASSES = 202
 
 
 class _Calibration(CalibrationDataReader):
@@ -52,7 +51,7 @@ class _Calibration(CalibrationDataReader):
 
 
 def quantize(
-    model_path: Path, output: Path, mode: str = "static", calibration: int = 256, train_tar: Path = DEFAULT_TRAIN_TAR
+    model_path: Path, output: Path, mode: str = "static", calibration: int = 256, train_tar: Path = TINY_IMAGENET_TRAIN
 ) -> str:
     """Write the int8 model to `output`; returns its version."""
     if mode not in MODES:
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=None, help="default: MODEL with -int8 before .onnx")
     parser.add_argument("--mode", choices=tuple(MODES), default="static")
     parser.add_argument("--calibration", type=int, default=256, help="training images that calibrate activations")
-    parser.add_argument("--train-tar", type=Path, default=DEFAULT_TRAIN_TAR)
+    parser.add_argument("--train-tar", type=Path, default=TINY_IMAGENET_TRAIN)
     args = parser.parse_args(argv)
     output = args.output or args.model.with_name(f"{args.model.stem}-{MODES[args.mode]}.onnx")
     version = quantize(args.model, output, args.mode, args.calibration, args.train_tar)

@@ -7,8 +7,8 @@ hyperparameters come from `--name value` arguments over `SM_HPS` (a JSON object)
 defaults below; data from channel folders, outputs to fixed folders:
 
     SM_CHANNEL_TRAIN       Tiny ImageNet training tar, or a folder holding it (default
-                           ../shared/datasets/tiny-imagenet/train-100.tar): augmentation pairs,
-                           class pairs, the held-out split
+                           lab.datasets.TINY_IMAGENET_TRAIN): augmentation pairs, class pairs,
+                           the held-out split
     SM_CHANNEL_CLICKS      folder with the pairs.jsonl of `lookalike training-set` (optional)
     SM_CHANNEL_GALLERY     folder of the gallery images those pairs' keys name
     SM_MODEL_DIR           model.onnx: the fine-tuned embedder, ready for `lookalike reindex`
@@ -46,6 +46,8 @@ import onnxruntime as ort
 import torch
 from tqdm import tqdm
 
+from lab.datasets import TINY_IMAGENET_TRAIN
+from lookalike.interactions.click_labels import PAIRS_FILENAME, read_pairs
 from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
@@ -53,12 +55,10 @@ from model_export import export_onnx
 from model_export.augment import AugmentConfig, ProbeViews, TrainingViews
 from model_export.batches import PAIR_SOURCES, Batch, PairSampler
 from model_export.data import (
-    DEFAULT_TRAIN_TAR,
     TrainImage,
     TrainingSet,
     build_training_set,
     gallery_images,
-    read_click_pairs,
     split_tiny_imagenet,
 )
 from model_export.encoders import CachedEncoder, LiveEncoder
@@ -125,7 +125,7 @@ class Paths:
         local = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lookalike"
         clicks, gallery = (environ.get(name) for name in ("SM_CHANNEL_CLICKS", "SM_CHANNEL_GALLERY"))
         return cls(
-            train=Path(environ.get("SM_CHANNEL_TRAIN") or DEFAULT_TRAIN_TAR),
+            train=Path(environ.get("SM_CHANNEL_TRAIN") or TINY_IMAGENET_TRAIN),
             clicks=Path(clicks) if clicks else None,
             gallery=Path(gallery) if gallery else None,
             model_dir=Path(environ.get("SM_MODEL_DIR") or local / "training" / "model"),
@@ -143,6 +143,11 @@ class Paths:
                 raise FileNotFoundError(f"the train channel {self.train} must hold exactly one .tar, found {len(tars)}")
             return tars[0]
         return self.train
+
+    def click_pairs_file(self) -> Path | None:
+        """The clicks channel's pairs.jsonl; None without the channel or without the file in it."""
+        path = self.clicks / PAIRS_FILENAME if self.clicks else None
+        return path if path and path.is_file() else None
 
 
 @dataclass
@@ -313,7 +318,8 @@ def _score(heldout: HeldOut, head: ProjectionHead) -> float:
 def _read_data(hp: Hyperparameters, paths: Paths) -> tuple[TrainingSet, list[TrainImage]]:
     """The training set (tar images, gallery images the click pairs name, the pairs) and the held-out images."""
     train_images, held_out = split_tiny_imagenet(paths.train_tar(), hp.classes or None, hp.per_class, hp.holdout)
-    clicks = read_click_pairs(paths.clicks) if paths.clicks else []
+    pairs_file = paths.click_pairs_file()
+    clicks = read_pairs(pairs_file) if pairs_file else []
     if clicks and paths.gallery is None:
         raise ValueError("the clicks channel has pairs but there is no gallery channel to read their images from")
     named = {key for pair in clicks for key in (pair.query, pair.positive, *pair.negatives)}

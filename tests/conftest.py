@@ -8,8 +8,9 @@ from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from model_export.export_onnx import export
 
-# The loopback OpenSearch server's `loopback` fixture, for every test that needs a cluster.
-pytest_plugins = ["tests.support.opensearch_loopback"]
+# The loopback OpenSearch server's `loopback` fixture, for every test that needs a cluster; the
+# data sets' fixtures, which skip a test when a tar is missing.
+pytest_plugins = ["tests.support.opensearch_loopback", "tests.support.datasets"]
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,17 @@ from datetime import timedelta
 import pytest
 
 from lookalike.cli import main
-from lookalike.interactions.click_labels import LabelRules, default_propensities, estimate_propensities, training_pairs
+from lookalike.interactions.click_labels import (
+    LabelRules,
+    TrainingPair,
+    default_propensities,
+    estimate_propensities,
+    read_pairs,
+    training_pairs,
+    write_pairs,
+)
 from lookalike.interactions.outcomes import search_outcomes
 from lookalike.interactions.sqlite_log import SqliteEventLog
-from model_export.data import read_click_pairs
 from tests.support.event_logs import T0, click, dwell, impression, recorded, viewed
 
 SHOWN = ["a", "b", "c", "d", "e"]
@@ -186,5 +193,16 @@ def test_training_set_command_writes_pairs_the_trainer_reads(tmp_path, capsys):
     lines = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
     assert lines == [{"query": "q.jpg", "positive": "c", "negatives": ["a", "b"], "weight": 9.0, "sessions": 3}]
     assert "wrote 1 pairs" in capsys.readouterr().err
-    (pair,) = read_click_pairs(out)
+    (pair,) = read_pairs(out / "pairs.jsonl")
     assert (pair.query, pair.positive, pair.negatives, pair.weight) == ("q.jpg", "c", ("a", "b"), 9.0)
+
+
+def test_a_pairs_file_reads_back_what_was_written_and_hand_written_lines_get_the_defaults(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    write_pairs(path, [TrainingPair("q.jpg", "c", ("a", "b"), 9.0, 3), TrainingPair("q.jpg", "d", (), 1 / 3, 2)])
+    assert read_pairs(path) == [TrainingPair("q.jpg", "c", ("a", "b"), 9.0, 3), TrainingPair("q.jpg", "d", (), 0.333333, 2)]
+    path.write_text('{"query": "q.jpg", "positive": "c"}\n\n')
+    assert read_pairs(path) == [TrainingPair("q.jpg", "c", (), 1.0, 1)]
+    path.write_text('{"query": "q.jpg", "positive": "c"}\n{"query": "q.jpg"}\n')
+    with pytest.raises(ValueError, match=r"pairs\.jsonl:2: not a training pair"):
+        read_pairs(path)

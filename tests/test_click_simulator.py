@@ -11,15 +11,12 @@ from lab.click_simulator import QUERIES_FOLDER, SimulationSettings, image_class,
 from lookalike.interactions.events import Impression
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
 from lookalike.stores.faiss import FaissStore
-from lab.datasets import TINY_IMAGENET_TRAIN
-
-TRAIN_TAR = TINY_IMAGENET_TRAIN
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory) -> SimulationSettings:
+def settings(tmp_path_factory, tiny_imagenet_train_tar) -> SimulationSettings:
     return SimulationSettings(
-        work=tmp_path_factory.mktemp("simulator"), tar=TRAIN_TAR, classes=3, per_class=5, queries_per_class=2, sessions=24, seed=7
+        work=tmp_path_factory.mktemp("simulator"), tar=tiny_imagenet_train_tar, classes=3, per_class=5, queries_per_class=2, sessions=24, seed=7
     )
 
 

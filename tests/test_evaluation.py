@@ -18,7 +18,8 @@ import numpy as np
 
 from lab.evaluation import TABLE_METRICS, Acceptance, Evaluation, Settings, evaluate, paired_interval
 from lab.evaluation_report import write_report
-from lab.datasets import DATASETS_ROOT
+from lab.datasets import DATASETS_ROOT, TINY_IMAGENET_VAL
+from tests.support.datasets import require_dataset
 
 LIMIT = 20
 BENCHMARKS = ("category", "fragment", "copy", "multiview")
@@ -28,6 +29,7 @@ METHODS = ("random", "colour histogram", "perceptual hash", "backbone")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, model_path) -> tuple[Evaluation, Path]:
     """One smoke-sized evaluation, reported the way the CLI reports it."""
+    require_dataset(TINY_IMAGENET_VAL)
     out = tmp_path_factory.mktemp("docs") / "EVALUATION.md"
     settings = Settings(model_path, (out.parent / "seed-1.onnx",), DATASETS_ROOT, LIMIT, seed=1)
     evaluation = evaluate(settings, progress=False)
@@ -149,6 +151,7 @@ def test_the_paired_interval_brackets_the_margin_and_sees_through_noise():
     assert paired_interval(backbone, seeds, seed=1) == pytest.approx((0.04, 0.04)), "seeds are averaged per query"
 
 
+@pytest.mark.usefixtures("tiny_imagenet_val_tar")
 def test_the_backbone_posing_as_three_seeds_is_not_accepted_and_its_interval_is_zero(tmp_path, model_path):
     """The same model as backbone and as every seed: margin, spread and interval are all exactly 0,
     and a margin of 0 does not clear a spread of 0."""

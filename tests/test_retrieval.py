@@ -2,7 +2,7 @@
 
 import pytest
 
-from lab.datasets import TINY_IMAGENET_VAL, half_area_crop_queries, tiny_imagenet_val
+from lab.datasets import half_area_crop_queries, tiny_imagenet_val
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
@@ -14,8 +14,8 @@ REQUIRED_RANK1 = 0.95
 
 
 @pytest.mark.slow
-def test_half_area_crops_find_their_source_at_rank_one(tmp_path, embedder):
-    images = list(tiny_imagenet_val(TINY_IMAGENET_VAL, GALLERY_SIZE))
+def test_half_area_crops_find_their_source_at_rank_one(tmp_path, embedder, tiny_imagenet_val_tar):
+    images = list(tiny_imagenet_val(tiny_imagenet_val_tar, GALLERY_SIZE))
     gallery = tmp_path / "gallery"
     gallery.mkdir()
     for image in images:

@@ -12,11 +12,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from lab.datasets import TINY_IMAGENET_TRAIN, tiny_imagenet_train
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
+from lookalike.interactions.click_labels import TrainingPair
 from model_export import export_onnx, train
 from model_export.batches import PairSampler
-from model_export.data import DEFAULT_TRAIN_TAR, ClickPair, TrainImage, build_training_set, tiny_imagenet_train
+from model_export.data import TrainImage, build_training_set
 from model_export.head import InfoNCE, ProjectionHead
 from model_export.heldout import mean_average_precision
 from tests.support.photos import PHOTOS, photo
@@ -39,7 +41,7 @@ SMOKE = train.Hyperparameters(
 
 def paths(root, base_model, feature_cache=None, clicks=None, gallery=None) -> train.Paths:
     return train.Paths(
-        train=DEFAULT_TRAIN_TAR,
+        train=TINY_IMAGENET_TRAIN,
         clicks=clicks,
         gallery=gallery,
         model_dir=root / "model",
@@ -51,14 +53,14 @@ def paths(root, base_model, feature_cache=None, clicks=None, gallery=None) -> tr
 
 
 @pytest.fixture(scope="module")
-def channels(tmp_path_factory):
+def channels(tmp_path_factory, tiny_imagenet_train_tar):
     """A gallery of the smoke classes' training images and click pairs between classmates, as
     `lookalike training-set` writes them; one key names no gallery file and must be skipped."""
     root = tmp_path_factory.mktemp("channels")
     gallery, clicks = root / "gallery", root / "clicks"
     clicks.mkdir()
     by_class: dict[str, list[str]] = {}
-    for number, image in tiny_imagenet_train(DEFAULT_TRAIN_TAR, classes=SMOKE.classes, per_class=7):
+    for number, image in tiny_imagenet_train(tiny_imagenet_train_tar, classes=SMOKE.classes, per_class=7):
         key = f"{image.label}/{number}.jpg"
         (gallery / image.label).mkdir(parents=True, exist_ok=True)
         (gallery / key).write_bytes(image.data)
@@ -198,6 +200,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(first, tmp_p
     assert resumed.model_path.read_bytes() == result.model_path.read_bytes()
 
 
+@pytest.mark.usefixtures("tiny_imagenet_train_tar")
 def test_unfrozen_blocks_train_and_export(tmp_path, model_path):
     hp = dataclasses.replace(SMOKE, steps=1, batch_size=2, unfreeze_blocks=1, holdout=0, classes=2, per_class=3)
     result = train.train(hp, paths(tmp_path, model_path), progress=False)
@@ -240,9 +243,9 @@ def test_training_set_rows_are_distinct_images_and_pairs_name_them():
     a, b, c = (TrainImage(f"tar/{n}", bytes([n]) * 10, "n01", None) for n in range(3))
     gallery = {"copy-of-a.jpg": TrainImage("copy-of-a.jpg", a.data), "d.jpg": TrainImage("d.jpg", b"d" * 10)}
     pairs = [
-        ClickPair("copy-of-a.jpg", "d.jpg", ("missing.jpg", "copy-of-a.jpg", "d.jpg"), 2.0),
-        ClickPair("d.jpg", "gone.jpg"),
-        ClickPair("d.jpg", "d.jpg"),
+        TrainingPair("copy-of-a.jpg", "d.jpg", ("missing.jpg", "copy-of-a.jpg", "d.jpg"), 2.0),
+        TrainingPair("d.jpg", "gone.jpg"),
+        TrainingPair("d.jpg", "d.jpg"),
     ]
     dataset = build_training_set([a, b, c], pairs, gallery)
     assert len(dataset.images) == 4, "the gallery copy of a tar image is the same row"
@@ -255,7 +258,7 @@ def test_training_set_rows_are_distinct_images_and_pairs_name_them():
 def test_click_batches_carry_weights_and_hard_negatives():
     images = [TrainImage(f"k{n}", bytes([n]) * 10) for n in range(6)]
     gallery = {image.key: image for image in images}
-    pairs = [ClickPair("k0", "k1", ("k2", "k3"), 1.0), ClickPair("k4", "k5", ("k2",), 3.0)]
+    pairs = [TrainingPair("k0", "k1", ("k2", "k3"), 1.0), TrainingPair("k4", "k5", ("k2",), 3.0)]
     dataset = build_training_set([], pairs, gallery)
     sampler = PairSampler(dataset, "clicks", batch_size=8, aug_fraction=0.5, views=3, hard_negatives=4, seed=0)
     batch = sampler.batch(0)

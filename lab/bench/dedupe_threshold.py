@@ -1,6 +1,6 @@
 """Measure where "near-duplicate" ends, to choose ranking.DEDUPE_THRESHOLD.
 
-    python bench/dedupe_threshold.py
+    python -m lab bench dedupe_threshold
 
 For real photos (the demo packages' interiors and scikit-image's photos), the cosine between a
 photo and a copy of it is measured for two kinds of copy:
@@ -13,6 +13,7 @@ The threshold must sit above every edit and below the duplicates.
 """
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import interior_photos
@@ -20,6 +21,7 @@ import mvtbdata
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
+from lab.bench import argument_parser
 from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
@@ -77,7 +79,8 @@ def embed(embedder: Embedder, payloads: list[bytes]) -> np.ndarray:
     return embedder.embed_images([load_image(data, min_side=embedder.info.input_size) for data in payloads])
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    argument_parser(__file__, __doc__).parse_args(argv)
     embedder = Embedder(default_model_path())
     images = photos()
     originals = embed(embedder, [encode(image, "PNG") for image in images])

@@ -1,6 +1,6 @@
 """Quick side-by-side of embedders: retrieval quality on Tiny ImageNet validation images, and speed.
 
-    python -m lab.bench.model_quality MODEL.onnx [MODEL.onnx ...] [--images 600] [--threads 2]
+    python -m lab bench model_quality MODEL.onnx [MODEL.onnx ...] [--images 600] [--threads 2]
 
 A sanity check, not the evaluation (that is `python -m lab evaluate`, docs/EVALUATION.md), and never
 a tuning signal: hyperparameters are chosen on the held-out part of the training tar. Used for
@@ -17,21 +17,20 @@ batches of 1 (a search embeds one query), with `--threads` onnxruntime threads; 
 turns because the CPU is shared: the minimum is the least disturbed run).
 """
 
-import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from lab.datasets import tiny_imagenet_val
+from lab.bench import argument_parser
+from lab.datasets import TINY_IMAGENET_VAL, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from model_export.augment import ProbeViews
 from model_export.data import TrainImage
 from model_export.features import decode
 from model_export.heldout import retrieval_metrics
-from lab.datasets import TINY_IMAGENET_VAL
 
-VAL_TAR = TINY_IMAGENET_VAL
 SPEED_IMAGES = 32  # per timed run: one batch of 32, or 32 batches of 1
 
 
@@ -53,16 +52,16 @@ def images_per_second(embedders: list[Embedder], batch_size: int, rounds: int) -
     return [repeats * batch_size / seconds for seconds in best]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser(__file__, __doc__)
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args(argv)
 
-    labelled = list(tiny_imagenet_val(VAL_TAR, limit=args.images))
-    items = [TrainImage(image.name, image.data, image.label, image.box) for image in labelled]
+    labelled = list(tiny_imagenet_val(TINY_IMAGENET_VAL, limit=args.images))
+    items = [TrainImage.from_labelled(image) for image in labelled]
     views = [view for item in items for view in ProbeViews()(decode(item), item)]
     labels = np.unique([item.label for item in items], return_inverse=True)[1]
     embedders = [Embedder(model, threads=args.threads) for model in args.models]

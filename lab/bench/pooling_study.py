@@ -1,6 +1,6 @@
 """Choose the embedder's pooling and resize mode by the retrieval task the product must pass.
 
-    python -m lab.bench.pooling_study [--sizes 224 288]    (from the repository root: it imports model_export)
+    python -m lab bench pooling_study [--sizes 224 288]
 
 Gallery: the first 500 Tiny ImageNet validation images by file number (val_0 ... val_499).
 Queries: each gallery image cropped to 50% of its area at a random position and aspect ratio
@@ -24,19 +24,18 @@ error is about 0.7 points), so pooling is a weak choice; GeM (p=3) is the export
 ties for best here and sits between average and max pooling.
 """
 
-import argparse
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from lab.datasets import half_area_crop_queries, tiny_imagenet_val
+from lab.bench import argument_parser
+from lab.datasets import TINY_IMAGENET_VAL, half_area_crop_queries, tiny_imagenet_val
 from lookalike.images import RESIZE_MODES, load_image, to_tensor
 from model_export.export_onnx import MEAN, POOLINGS, STD, load_backbone, pool
-from lab.datasets import TINY_IMAGENET_VAL
 
 GALLERY_SIZE = 500
-VAL_TAR = TINY_IMAGENET_VAL
 BATCH = 50
 
 
@@ -59,12 +58,12 @@ def rank1(gallery: torch.Tensor, queries: torch.Tensor) -> float:
     return (best == torch.arange(len(queries))).float().mean().item()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser(__file__, __doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[224], help="model input sizes to try")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
-    images = list(tiny_imagenet_val(VAL_TAR, GALLERY_SIZE))
+    images = list(tiny_imagenet_val(TINY_IMAGENET_VAL, GALLERY_SIZE))
     gallery_payloads = [image.data for image in images]
     query_payloads = half_area_crop_queries(images)
 

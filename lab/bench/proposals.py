@@ -1,13 +1,13 @@
 """How often a suggested fragment is the annotated object: Tiny ImageNet boxes, recall at IoU >= 0.5.
 
-    python -m lab.bench.proposals                  # training boxes: baselines and lookalike.proposals' defaults
-    python -m lab.bench.proposals --tune           # ... plus the grid of settings the defaults were chosen from
-    python -m lab.bench.proposals --validation     # the validation figure: run it once, after tuning
+    python -m lab bench proposals                  # training boxes: baselines and lookalike.proposals' defaults
+    python -m lab bench proposals --tune           # ... plus the grid of settings the defaults were chosen from
+    python -m lab bench proposals --validation     # the validation figure: run it once, after tuning
 
-(from the repository root: it reads the training tar through model_export.data.) Each image
+Each image
 has one annotated object box; a proposal list finds it when one of its first 3 boxes overlaps it
 with IoU >= 0.5. Maps come from the product's own path (load_image, the ONNX model's activation
-output); the training images are the first --per-class of each of the 201 classes whose boxes
+output); the training images are the first --per-class of each of the 200 classes whose boxes
 the tar holds, the validation images all 10,100 (--limit for fewer).
 
 Baselines, which know nothing about the image: the whole image; one centred box of the side
@@ -15,27 +15,27 @@ fraction that does best on the training boxes; and three centred boxes likewise,
 comparison for a top-3 figure.
 
 Tiny ImageNet objects mostly fill their 64x64 frame, unlike a lamp in a room, so the same
-figures are also given for objects pasted small into real scenes (lab.bench.composites: 10-30% of
+figures are also given for objects pasted small into real scenes (lab.composites: 10-30% of
 the area; training image number --per-class of each class for tuning, the first 500 validation
 images for the validation figure); the pasted box is the truth there.
 """
 
-import argparse
 import itertools
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from lab.bench.composites import composites
+from lab.bench import argument_parser
+from lab.composites import composites
 from lookalike.paths import default_model_path
-from lab.datasets import TINY_IMAGENET_TRAIN, TINY_IMAGENET_VAL, tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_TRAIN, TINY_IMAGENET_VAL, tiny_imagenet_train, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 from lookalike.proposals import LEVELS, NMS_IOU, iou, propose
-from model_export.data import tiny_imagenet_train
 
 TOP = 3
 HIT_IOU = 0.5
@@ -115,20 +115,20 @@ def _share(hits: np.ndarray) -> str:
     return f"{hits.mean():.1%}" if len(hits) else "-"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser(__file__, __doc__)
     parser.add_argument("--per-class", type=int, default=20, help="training images per class (default 20: 4,020)")
     parser.add_argument("--tune", action="store_true", help="also print the grid of settings on the training boxes")
     parser.add_argument("--validation", action="store_true", help="also measure the validation boxes (report once)")
     parser.add_argument("--limit", type=int, default=None, help="validation images (default all 10,100)")
     parser.add_argument("--model", type=Path, default=None, help=f"ONNX embedder (default {default_model_path()})")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     started = time.perf_counter()
     embedder = Embedder(args.model or default_model_path())
 
     train, pasted = [], []
     for number, image in tiny_imagenet_train(TINY_IMAGENET_TRAIN, per_class=args.per_class + 1):
-        if image.box is not None:  # one class of the tar (n02480855) comes without its boxes file
+        if image.box is not None:  # two classes of the tar come without their boxes file
             (pasted if number == args.per_class else train).append(image)
     train_maps, train_sizes = activation_maps(embedder, [image.data for image in train], "training maps")
     train_truths = [image.box for image in train]

@@ -1,14 +1,14 @@
 """Do region vectors let an object query find the photos it is only a part of, and at what cost?
 
-    python -m lab.bench.region_vectors [--objects 300] [--category-gallery 2000] [--category-queries 200]
+    python -m lab bench region_vectors [--objects 300] [--category-gallery 2000] [--category-queries 200]
 
-(from the repository root). Two galleries, each indexed twice by the product's Indexer into a
+Two galleries, each indexed twice by the product's Indexer into a
 fresh FaissStore (exact search): without region vectors, and with them (`Indexer(regions=True)`,
 `lookalike index --regions`).
 
 1. Fragments inside gallery images. Queries: Tiny ImageNet validation images val_0 ... (the
    object). Gallery: one composite per query, the object pasted small (10-30% of the area) into
-   a random crop of a real scene (lab.bench.composites: 39 interiors, ~35 mvtb-data street, campus
+   a random crop of a real scene (lab.composites: 39 interiors, ~35 mvtb-data street, campus
    and building photos), plus distractors: the plain scenes themselves and as many other
    validation images as there are queries. The query's composite is its only relevant image.
    Metrics: MRR@10, recall@1 and recall@10.
@@ -21,29 +21,28 @@ Cost: stored vectors, the FAISS index file's size (what a searcher holds in memo
 sidecar holds one more float32 copy) and indexing time, wall and CPU (all threads), here.
 """
 
-import argparse
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from lab.bench.composites import SCENE_SIDE, encode_jpeg, load_scenes, scene_paths, composites
+from lab.bench import argument_parser
+from lab.composites import SCENE_SIDE, encode_jpeg, load_scenes, scene_paths, composites
 from lookalike.paths import default_model_path
-from lab.datasets import LabelledImage, tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_VAL, LabelledImage, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from lab import metrics
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss import FaissStore
-from lab.datasets import TINY_IMAGENET_VAL
 
-VAL_TAR = TINY_IMAGENET_VAL
 CATEGORY_GALLERY_START = 1000
 K = 10
 SEED = 2026
@@ -147,17 +146,17 @@ def category_benchmark(
     print("\n".join(costs))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser(__file__, __doc__)
     parser.add_argument("--objects", type=int, default=300, help="object queries and composites (default 300)")
     parser.add_argument("--category-gallery", type=int, default=2000, help="category gallery size (default 2000)")
     parser.add_argument("--category-queries", type=int, default=200, help="category queries (default 200)")
     parser.add_argument("--model", type=Path, default=None, help=f"ONNX embedder (default {default_model_path()})")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 2 * args.objects > CATEGORY_GALLERY_START or args.category_queries > CATEGORY_GALLERY_START:
         parser.error(f"queries and distractors come from the first {CATEGORY_GALLERY_START} validation images")
     embedder = Embedder(args.model or default_model_path())
-    val = list(tiny_imagenet_val(VAL_TAR, CATEGORY_GALLERY_START + args.category_gallery))
+    val = list(tiny_imagenet_val(TINY_IMAGENET_VAL, CATEGORY_GALLERY_START + args.category_gallery))
     work = Path(tempfile.mkdtemp(prefix="lookalike-regions-"))
     try:
         fragments_benchmark(work, embedder, val[: args.objects], val[args.objects : 2 * args.objects])

@@ -1,34 +1,32 @@
 """In-process search latency at a 10k-image gallery: p50/p99 per query, and where the time goes.
 
-    python bench/search_latency.py [--gallery 10000] [--queries 200] [--method auto]
+    python -m lab bench search_latency [--gallery 10000] [--queries 200] [--method auto]
 
 The gallery is Tiny ImageNet's validation split (real photos), indexed once into a store under
 --workdir and reused on later runs. Each query is a gallery image cropped and re-encoded, searched
 one at a time, as the HTTP API serves them: decode + embed + k-NN + re-rank.
 """
 
-import argparse
 import io
 import os
 import platform
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from lab.bench import argument_parser
 from lookalike.paths import default_model_path
-from lab.datasets import tiny_imagenet_val
+from lab.datasets import TINY_IMAGENET_VAL, tiny_imagenet_val
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 from lookalike.indexing import Indexer
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss import FaissStore
-from lab.datasets import TINY_IMAGENET_VAL
-
-VAL_TAR = TINY_IMAGENET_VAL
 
 
 def percentiles(milliseconds: list[float]) -> str:
@@ -40,7 +38,7 @@ def build_gallery(workdir: Path, size: int, embedder: Embedder, method: str) -> 
     gallery = workdir / f"gallery-{size}"
     if not gallery.is_dir():
         gallery.mkdir(parents=True)
-        for image in tiny_imagenet_val(VAL_TAR, size):
+        for image in tiny_imagenet_val(TINY_IMAGENET_VAL, size):
             (gallery / image.name).write_bytes(image.data)
     store = FaissStore(workdir / f"store-{size}-{method}", method=method)
     started = time.perf_counter()
@@ -54,7 +52,7 @@ def build_gallery(workdir: Path, size: int, embedder: Embedder, method: str) -> 
 def crop_queries(count: int, seed: int = 7) -> list[bytes]:
     rng = np.random.default_rng(seed)
     queries = []
-    for image in tiny_imagenet_val(VAL_TAR, count):
+    for image in tiny_imagenet_val(TINY_IMAGENET_VAL, count):
         with Image.open(io.BytesIO(image.data)) as decoded:
             x0, y0 = rng.integers(0, 16, size=2)
             buffer = io.BytesIO()
@@ -63,14 +61,14 @@ def crop_queries(count: int, seed: int = 7) -> list[bytes]:
     return queries
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser(__file__, __doc__)
     parser.add_argument("--gallery", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--method", default="auto")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lookalike-bench")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     embedder = Embedder(default_model_path())
     store = build_gallery(args.workdir, args.gallery, embedder, args.method)

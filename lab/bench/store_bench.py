@@ -1,6 +1,6 @@
 """Exact (Flat inner product) vs HNSW search time on random unit vectors: where AUTO_EXACT_LIMIT comes from.
 
-    python bench/store_bench.py [--sizes 5000 10000 20000 50000 100000] [--dim 1280] [--queries 200]
+    python -m lab bench store_bench [--sizes 5000 10000 20000 50000 100000] [--dim 1280] [--queries 200]
 
 Queries are gallery vectors plus noise (so each has a true nearest neighbour), searched one at a
 time as the HTTP server does (median ms; "flat 1thr" with FAISS limited to one OpenMP thread, which
@@ -10,12 +10,13 @@ planted neighbour) is the meaningful column, since the other nine exact neighbou
 vector are near-ties at cosine ~0.
 """
 
-import argparse
 import time
+from collections.abc import Sequence
 
 import faiss
 import numpy as np
 
+from lab.bench import argument_parser
 from lookalike.knn import KnnMethod
 
 
@@ -35,13 +36,13 @@ def per_query_ms(index: faiss.Index, queries: np.ndarray, k: int, params=None) -
     return float(np.median(times)) * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser(__file__, __doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 10_000, 20_000, 50_000, 100_000])
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("-k", type=int, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     hnsw = KnnMethod(name="hnsw")
     print(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lookalike.interactions.click_labels import LabelRules, training_pairs
+from lookalike.interactions.click_labels import PAIRS_FILENAME, LabelRules, training_pairs, write_pairs
 from lookalike.paths import default_model_path, default_store_path
 from lookalike.embedding import Embedder
 from lookalike.interactions.engagement import engagement
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     metrics = command("metrics", _metrics, "online metrics from the event log: CTR overall, by position and per day, dwell")
     _add_event_source(metrics)
     metrics.add_argument("--json", action="store_true", help="the report as one JSON object")
-    pairs = command("training-set", _training_set, "turn the event log's clicks into training pairs (DIR/pairs.jsonl)")
+    pairs = command("training-set", _training_set, f"turn the event log's clicks into training pairs (DIR/{PAIRS_FILENAME})")
     pairs.add_argument("--out", type=Path, required=True, metavar="DIR")
     _add_event_source(pairs)
     pairs.add_argument("--min-sessions", type=int, default=LabelRules.min_sessions, help="distinct sessions a pair needs (default %(default)s)")
@@ -300,8 +300,8 @@ def _training_set(args: argparse.Namespace) -> int:
     )
     pairs, report = training_pairs(_event_records(args), rules)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "pairs.jsonl"
-    path.write_text("".join(pair.json_line() + "\n" for pair in pairs))
+    path = args.out / PAIRS_FILENAME
+    write_pairs(path, pairs)
     print(report.summary(), file=sys.stderr)
     print(f"wrote {len(pairs)} pairs to {path}", file=sys.stderr)
     return 0

@@ -24,15 +24,24 @@ pairs with hard negatives, each rule testable on its own (docs/LEARNING_LOOP.md 
    (a user who clicked position 4 looked past 1-3 and chose not to open them). Any click, even
    an accidental one, keeps a result out of the negatives; so does being a kept positive of the
    same query. A pair's negatives are the union over its sessions, most-skipped first.
+
+This module also owns the training set's file, `pairs.jsonl` (`write_pairs`, `read_pairs`):
+`lookalike training-set` writes it and fine-tuning (model_export) reads it, so the format is
+defined once.
 """
 
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from lookalike.interactions.events import RecordedEvent
 from lookalike.interactions.outcomes import OutcomeCounts, SearchOutcome, search_outcomes
+
+# The training set's file name in the folder `lookalike training-set --out` writes and
+# training's clicks channel reads.
+PAIRS_FILENAME = "pairs.jsonl"
 
 
 @dataclass(frozen=True)
@@ -48,22 +57,54 @@ class LabelRules:
 
 @dataclass(frozen=True)
 class TrainingPair:
+    """Gallery keys of a query and of a result users judged like it, with the shown-but-not-clicked
+    results as hard negatives; `weight` is how much evidence backs the pair. The defaults are what
+    a hand-written pairs.jsonl line that leaves a field out means."""
+
     query: str
     positive: str
-    negatives: tuple[str, ...]
-    weight: float
-    sessions: int
+    negatives: tuple[str, ...] = ()
+    weight: float = 1.0
+    sessions: int = 1
 
-    def json_line(self) -> str:
-        return json.dumps(
+
+def write_pairs(path: Path, pairs: Iterable[TrainingPair]) -> None:
+    """One JSON object per line: query, positive, negatives, weight (6 decimals), sessions."""
+    lines = [
+        json.dumps(
             {
-                "query": self.query,
-                "positive": self.positive,
-                "negatives": list(self.negatives),
-                "weight": round(self.weight, 6),
-                "sessions": self.sessions,
+                "query": pair.query,
+                "positive": pair.positive,
+                "negatives": list(pair.negatives),
+                "weight": round(pair.weight, 6),
+                "sessions": pair.sessions,
             }
         )
+        for pair in pairs
+    ]
+    Path(path).write_text("".join(line + "\n" for line in lines))
+
+
+def read_pairs(path: Path) -> list[TrainingPair]:
+    """The pairs of a pairs.jsonl, blank lines skipped; ValueError names the line that is not a pair."""
+    pairs = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            pairs.append(
+                TrainingPair(
+                    record["query"],
+                    record["positive"],
+                    tuple(record.get("negatives", ())),
+                    float(record.get("weight", 1.0)),
+                    int(record.get("sessions", 1)),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}:{number}: not a training pair ({error})") from None
+    return pairs
 
 
 @dataclass
