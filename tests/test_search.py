@@ -103,22 +103,6 @@ def test_tag_filter_only_filters(tmp_path, embedder):
     assert ids(filtered) == ids(expected)[:3]
 
 
-def test_a_tag_change_alone_reindexes_the_image(tmp_path, embedder):
-    root = tmp_path / "gallery"
-    write_gallery(root)
-    store = FaissStore(tmp_path / "store")
-    indexer = Indexer(FolderSource(root), embedder, store)
-    indexer.sync()
-    service = SearchService(embedder, store)
-    query = Query(encode(photo("coffee"), quality=85))
-    assert service.search_one(query, k=5, tags={"kind": "drink"}) == []
-    (root / ".tags.json").write_text('{"coffee": {"kind": "drink"}}')
-    report = indexer.sync()
-    assert (report.indexed, len(report.unchanged)) == (["coffee"], 6), "same bytes, new tags: not re-indexed"
-    assert ids(service.search_one(query, k=5, tags={"kind": "drink"})) == ["coffee"]
-    assert indexer.sync().indexed == [], "unchanged tags re-indexed every time"
-
-
 def test_a_bad_query_fails_alone(gallery, embedder):
     _, store = gallery
     good = Query(encode(photo("rocket"), quality=85))
