@@ -13,7 +13,6 @@ from botocore.exceptions import ReadTimeoutError
 from opensearchpy import OpenSearch
 
 from tests.support.lambda_harness import GALLERY_BUCKET, IDEMPOTENCY_TABLE, LambdaContext, deployment, load_function
-from lookalike.aws.ledger import is_later
 from lookalike.aws.notifications import IndexQueueRecord, object_changes
 from lookalike.stores.opensearch_store import OpenSearchStore
 from tests.support.photos import encode, photo
@@ -249,18 +248,3 @@ def test_an_event_that_loses_the_race_reads_s3_again(cloud, indexer, loopback, m
     entry = cloud.ledger("lamp.jpg")
     assert (entry["state"], entry["sequencer"], entry["revision"]) == ("removed", sequencer(removed["note"]), 2)
 
-
-@pytest.mark.parametrize(
-    ("later", "earlier"),
-    [
-        ("0055AED6DCD90281E5", "0055AED6DCD90281E4"),
-        ("0A01", "0A"),  # right-padded, "0A" is "0A00"
-        ("0B", "0A01"),  # "0B00" > "0A01": lengths differ, the padding decides, not the numbers
-        ("0a02", "0A01"),  # hex digits in either case
-    ],
-)
-def test_sequencers_compare_as_aws_says(later, earlier):
-    assert is_later(later, earlier)
-    assert not is_later(earlier, later)
-    assert not is_later(later, later)
-    assert is_later(earlier, None)
