@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from opensearchpy import OpenSearch
 
-from tests.support.lambda_harness import GALLERY_BUCKET, IDEMPOTENCY_TABLE, LambdaContext, deployment, load_function
+from tests.support.lambda_harness import IDEMPOTENCY_TABLE, S3_TEST_EVENT, LambdaContext, deployment, load_function
 from lookalike.aws.notifications import IndexQueueRecord, object_changes
 from lookalike.stores.opensearch_store import OpenSearchStore
 from tests.support.photos import encode, photo
@@ -72,15 +72,7 @@ def test_created_objects_are_indexed_under_their_decoded_keys(cloud, indexer, lo
 
 
 def test_the_s3_test_event_is_acknowledged_and_ignored(cloud, indexer, loopback):  # noqa: F811
-    test_event = {
-        "Service": "Amazon S3",
-        "Event": "s3:TestEvent",
-        "Time": "2026-03-10T12:00:00.000Z",
-        "Bucket": GALLERY_BUCKET,
-        "RequestId": "5582815E1AEA5ADF",
-        "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
-    }
-    assert run(indexer, cloud.deliver(test_event)) == []
+    assert run(indexer, cloud.deliver(S3_TEST_EVENT)) == []
     assert stored(loopback) == {}
 
 

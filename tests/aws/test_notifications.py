@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from lookalike.aws.notifications import ChangeKind, IndexQueueRecord, ObjectChange, created_notification, object_changes
 from lookalike.aws.s3_source import ListedObject
-from tests.support.lambda_harness import GALLERY_BUCKET, REGION
+from tests.support.lambda_harness import GALLERY_BUCKET, REGION, S3_TEST_EVENT
 
 LAMP = b"bytes of a lamp"
 
@@ -77,15 +77,7 @@ def test_a_tag_change_means_index_again_and_each_message_is_its_own_event(cloud,
 
 
 def test_the_s3_test_event_names_no_object(cloud):
-    test_event = {
-        "Service": "Amazon S3",
-        "Event": "s3:TestEvent",
-        "Time": "2026-03-10T12:00:00.000Z",
-        "Bucket": GALLERY_BUCKET,
-        "RequestId": "5582815E1AEA5ADF",
-        "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
-    }
-    assert changes(cloud, test_event) == []
+    assert changes(cloud, S3_TEST_EVENT) == []
 
 
 def test_records_of_one_message_keep_their_order_and_other_kinds_of_event_are_skipped(cloud):

@@ -34,6 +34,15 @@ LEDGER_TABLE = "lookalike-ledger"
 IDEMPOTENCY_TABLE = "lookalike-idempotency"
 EVENTS_TABLE = "lookalike-events"
 QUEUE_NAME = "lookalike-index"
+# What S3 sends to the queue once, when the bucket's notification to it is configured.
+S3_TEST_EVENT = {
+    "Service": "Amazon S3",
+    "Event": "s3:TestEvent",
+    "Time": "2026-03-10T12:00:00.000Z",
+    "Bucket": GALLERY_BUCKET,
+    "RequestId": "5582815E1AEA5ADF",
+    "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+}
 
 
 @dataclass
