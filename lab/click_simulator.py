@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from aws_lambda_powertools import Logger
 
+from lookalike.cli import progress_bar
 from lookalike.embedding import Embedder
 from lookalike.errors import LookalikeError
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
@@ -188,7 +189,8 @@ def simulate(
     _, query_keys = prepare_gallery(settings)
     store = FaissStore(store_path)
     source = FolderSource(settings.gallery)
-    Indexer(source, embedder, store).sync(progress=progress)
+    with progress_bar(disable=not progress) as on_progress:
+        Indexer(source, embedder, store).sync(on_progress=on_progress)
     summary.index_seconds = time.perf_counter() - started
     log = SqliteEventLog(Path(store_path) / EVENTS_FILENAME)
     app = create_app(SearchService(embedder, store), source, admin=False, events=log)

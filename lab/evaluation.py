@@ -30,6 +30,7 @@ from tqdm import tqdm
 from lab import metrics
 from lab.baselines import ColourHistogramEmbedder, ImageEmbedder, PerceptualHashEmbedder, RandomEmbedder
 from lab.benchmarks import Benchmark, GalleryFolder, build_benchmarks
+from lookalike.cli import progress_bar
 from lookalike.embedding import Embedder, ModelInfo
 from lookalike.errors import LookalikeError
 from lookalike.indexing import Indexer
@@ -163,7 +164,9 @@ def evaluate(settings: Settings, progress: bool = True) -> Evaluation:
                 store_path = Path(scratch) / "store"
                 with FaissStore(store_path, method="flat") as store:
                     keys = list(dict.fromkeys(benchmark.gallery))
-                    report = Indexer(FolderSource(folder.root), embedder, store).update(keys, progress=progress)
+                    indexer = Indexer(FolderSource(folder.root), embedder, store)
+                    with progress_bar(disable=not progress) as on_progress:
+                        report = indexer.update(keys, on_progress=on_progress)
                     if report.failed or report.not_images:
                         raise LookalikeError(f"{benchmark.name}: gallery images failed to index: {report.summary()}")
                     service = SearchService(embedder, store)

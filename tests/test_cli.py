@@ -69,6 +69,22 @@ def test_reindex_skips_unchanged_reembeds_changed_removes_gone(env, capsys):
     assert [hit["id"] for hit in lines[0]["results"]][0] == "hubble.jpg"
 
 
+def test_index_draws_its_progress_bar_on_stderr(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    assert main(["index", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert "indexing: 100%" in captured.err and "7/7" in captured.err
+    assert captured.out == "", "the bar went to stdout, which carries results only"
+
+
+def test_a_command_that_fails_before_indexing_leaves_no_empty_bar(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    assert main(["reindex", str(root), "--store", str(env / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("lookalike: no store at ")
+
+
 def test_search_json_contract(env, capsys):
     root = env / "gallery"
     write_gallery(root)

@@ -1,7 +1,7 @@
 """Event models and both event logs: idempotent appends, time ranges, concurrent writers.
 
 The DynamoDB log runs under moto (`mock_aws`) on a table shaped as the Pulumi program creates it
-(hash `pk` S, range `sk` S)."""
+(hash `pk` S, range `sk` S); what only it does is tested in tests/aws/test_dynamodb_log.py."""
 
 import json
 import multiprocessing
@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from lookalike.cli import main
 from lookalike.interactions.events import EVENT, Click, event_key, parse_timestamp, timestamp
-from lookalike.aws.dynamodb_log import DynamoDBEventLog, EventWriteError, SHARDS
+from lookalike.aws.dynamodb_log import DynamoDBEventLog
 from lookalike.interactions.sqlite_log import SqliteEventLog
-from tests.support.event_logs import T0, click, dwell, impression, query_id, session
+from tests.support.event_logs import T0, batch, click, dwell, impression, query_id, session
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -108,14 +108,6 @@ def events_table():
     )
 
 
-def batch(number: int):
-    return [
-        impression(number, "a", ["x.jpg", "y.jpg"], event_id="i"),
-        click(number, "a", "y.jpg", 2, event_id="c"),
-        dwell(number, "a", "y.jpg", 4000, event_id="d"),
-    ]
-
-
 def test_a_retried_batch_is_stored_once(log):
     first = log.append(batch(1), received_at=T0)
     retry = log.append(batch(1), received_at=T0 + timedelta(seconds=5))
@@ -189,60 +181,6 @@ def test_sqlite_log_survives_reopening(tmp_path):
     reopened = SqliteEventLog(tmp_path / "events.sqlite")
     assert [item.event for item in reopened.events()] == batch(1)
     assert reopened.append(batch(1)).duplicates == 3
-
-
-# --- DynamoDB -------------------------------------------------------------------------------
-
-
-@mock_aws
-def test_dynamodb_items_are_bucketed_by_day_and_expire():
-    table = events_table()
-    DynamoDBEventLog(table, retention_days=30).append(batch(1), received_at=T0)
-    items = table.scan()["Items"]
-    assert {item["pk"] for item in items} <= {f"2026-03-10#{shard}" for shard in range(SHARDS)}
-    assert {item["sk"] for item in items} == {event_key(event) for event in batch(1)}
-    assert {int(item["expires_at"]) for item in items} == {int((T0 + timedelta(days=30)).timestamp())}
-
-
-@mock_aws
-def test_dynamodb_retries_a_transaction_cancelled_by_a_conflict(monkeypatch):
-    table = events_table()
-    log = DynamoDBEventLog(table)
-    client = table.meta.client
-    real = client.transact_write_items
-    calls = []
-
-    def conflict_once(**request):
-        calls.append(len(request["TransactItems"]))
-        if len(calls) == 1:
-            reasons = [{"Code": "TransactionConflict"}] + [{"Code": "None"}] * (len(request["TransactItems"]) - 1)
-            raise client.exceptions.TransactionCanceledException(
-                {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}, "CancellationReasons": reasons},
-                "TransactWriteItems",
-            )
-        return real(**request)
-
-    monkeypatch.setattr(client, "transact_write_items", conflict_once)
-    assert log.append(batch(1), received_at=T0).stored == 3
-    assert calls == [3, 3]
-
-
-@mock_aws
-def test_dynamodb_gives_up_after_repeated_throttling(monkeypatch):
-    table = events_table()
-    client = table.meta.client
-
-    def throttled(**request):
-        reasons = [{"Code": "ThrottlingError"}] * len(request["TransactItems"])
-        raise client.exceptions.TransactionCanceledException(
-            {"Error": {"Code": "TransactionCanceledException", "Message": "slow down"}, "CancellationReasons": reasons},
-            "TransactWriteItems",
-        )
-
-    monkeypatch.setattr(client, "transact_write_items", throttled)
-    monkeypatch.setattr("lookalike.aws.dynamodb_log.time.sleep", lambda seconds: None)
-    with pytest.raises(EventWriteError, match="ThrottlingError"):
-        DynamoDBEventLog(table).append(batch(1), received_at=T0)
 
 
 @mock_aws

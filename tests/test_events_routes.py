@@ -28,7 +28,7 @@ def service(tmp_path_factory, embedder):
     source = FolderSource(root / "gallery")
     write_gallery(source.root)
     store = FaissStore(root / "store")
-    Indexer(source, embedder, store).sync(progress=False)
+    Indexer(source, embedder, store).sync()
     return SearchService(embedder, store), source
 
 

@@ -12,8 +12,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from opensearchpy import OpenSearch
 
-from tests.support.lambda_harness import GALLERY_BUCKET, IDEMPOTENCY_TABLE, LambdaContext, deployment, load_function
-from lookalike.aws.ledger import is_later
+from tests.support.lambda_harness import IDEMPOTENCY_TABLE, S3_TEST_EVENT, LambdaContext, deployment, load_function
 from lookalike.aws.notifications import IndexQueueRecord, object_changes
 from lookalike.stores.opensearch import OpenSearchStore
 from tests.support.photos import encode, photo
@@ -73,15 +72,7 @@ def test_created_objects_are_indexed_under_their_decoded_keys(cloud, indexer, lo
 
 
 def test_the_s3_test_event_is_acknowledged_and_ignored(cloud, indexer, loopback):  # noqa: F811
-    test_event = {
-        "Service": "Amazon S3",
-        "Event": "s3:TestEvent",
-        "Time": "2026-03-10T12:00:00.000Z",
-        "Bucket": GALLERY_BUCKET,
-        "RequestId": "5582815E1AEA5ADF",
-        "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
-    }
-    assert run(indexer, cloud.deliver(test_event)) == []
+    assert run(indexer, cloud.deliver(S3_TEST_EVENT)) == []
     assert stored(loopback) == {}
 
 
@@ -249,18 +240,3 @@ def test_an_event_that_loses_the_race_reads_s3_again(cloud, indexer, loopback, m
     entry = cloud.ledger("lamp.jpg")
     assert (entry["state"], entry["sequencer"], entry["revision"]) == ("removed", sequencer(removed["note"]), 2)
 
-
-@pytest.mark.parametrize(
-    ("later", "earlier"),
-    [
-        ("0055AED6DCD90281E5", "0055AED6DCD90281E4"),
-        ("0A01", "0A"),  # right-padded, "0A" is "0A00"
-        ("0B", "0A01"),  # "0B00" > "0A01": lengths differ, the padding decides, not the numbers
-        ("0a02", "0A01"),  # hex digits in either case
-    ],
-)
-def test_sequencers_compare_as_aws_says(later, earlier):
-    assert is_later(later, earlier)
-    assert not is_later(earlier, later)
-    assert not is_later(later, later)
-    assert is_later(earlier, None)

@@ -58,7 +58,7 @@ def test_a_query_of_one_object_finds_the_room_it_is_part_of(gallery, tmp_path, e
     scores = {}
     for regions in (False, True):
         store = FaissStore(tmp_path / f"store-{regions}")
-        report = Indexer(FolderSource(gallery), embedder, store, regions=regions).sync(progress=False)
+        report = Indexer(FolderSource(gallery), embedder, store, regions=regions).sync()
         assert len(report.indexed) == 10
         hits = SearchService(embedder, store).search_one(query, k=3)
         assert len({hit.id for hit in hits}) == 3
@@ -74,7 +74,7 @@ def test_a_query_of_one_object_finds_the_room_it_is_part_of(gallery, tmp_path, e
 
 def test_get_still_returns_the_whole_image_vector(gallery, tmp_path, embedder):
     store = FaissStore(tmp_path / "store")
-    Indexer(FolderSource(gallery), embedder, store, regions=True).sync(progress=False)
+    Indexer(FolderSource(gallery), embedder, store, regions=True).sync()
     (stored,) = store.get(["rooms/with-cat.jpg"])
     data = (gallery / "rooms" / "with-cat.jpg").read_bytes()
     whole = embedder.embed_images([load_image(data, min_side=embedder.info.input_size)])

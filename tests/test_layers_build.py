@@ -129,6 +129,17 @@ def test_deps_leave_out_what_lambda_provides_or_never_runs(opt):
     assert not present, f"the deps layer carries {present}"
 
 
+def test_the_indexing_core_imports_without_the_command_lines_progress_bars(opt):
+    """tqdm draws the command line's bars and is not shipped: the core the indexer function runs
+    reports progress through a callback and must import without it."""
+    assert not (opt / "python" / "tqdm").exists(), "the deps layer carries tqdm"
+    code = "import sys; sys.path.insert(0, sys.argv[1] + '/python'); import lookalike.indexing"
+    result = subprocess.run(
+        [_lambda_like_python(), "-I", "-S", "-c", code, str(opt)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, f"lookalike.indexing does not import from the layers:\n{result.stderr[-3000:]}"
+
+
 def test_archives_are_byte_for_byte_reproducible(tmp_path, model_path):
     package = shutil.copytree(LAYERS_DIR / "lookalike", tmp_path / "src" / "lookalike")  # a snapshot: the tree may change
     digests = []

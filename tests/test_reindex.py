@@ -6,7 +6,9 @@ import onnx
 import pytest
 
 from lookalike.cli import main
-from lookalike.reindexing import previous_path, staging_path
+from lookalike.embedding import Embedder
+from lookalike.reindexing import previous_path, reindex, staging_path
+from lookalike.sources import FolderSource
 from lookalike.stores.faiss import FaissStore
 from tests.support.photos import encode, photo, write_gallery
 
@@ -93,3 +95,11 @@ def test_reindex_needs_an_existing_store(tmp_path, indexed, other_model, capsys)
     assert main(["reindex", str(gallery), "--store", str(missing), "--model", str(other_model)]) == 2
     assert "no store" in capsys.readouterr().err
     assert not missing.exists(), "reindex created a store where there was none"
+
+
+def test_reindex_reports_its_progress_to_the_caller(indexed, other_model):
+    gallery, store = indexed
+    reported = []
+    embedder = Embedder(other_model)
+    reindex(store, FolderSource(gallery), embedder, on_progress=lambda done, total: reported.append((done, total)))
+    assert (reported[0], reported[-1]) == ((0, 7), (7, 7))

@@ -21,7 +21,7 @@ def test_half_area_crops_find_their_source_at_rank_one(tmp_path, embedder, tiny_
     for image in images:
         (gallery / image.name).write_bytes(image.data)
     store = FaissStore(tmp_path / "store")
-    report = Indexer(FolderSource(gallery), embedder, store).sync(progress=False)
+    report = Indexer(FolderSource(gallery), embedder, store).sync()
     assert len(report.indexed) == GALLERY_SIZE and not report.failed
 
     queries = [Query(data) for data in half_area_crop_queries(images)]

@@ -18,7 +18,7 @@ from tests.support.photos import encode, photo, write_gallery
 def gallery(tmp_path, embedder):
     files = write_gallery(tmp_path / "gallery")
     store = FaissStore(tmp_path / "store")
-    Indexer(FolderSource(tmp_path / "gallery"), embedder, store).sync(progress=False)
+    Indexer(FolderSource(tmp_path / "gallery"), embedder, store).sync()
     return files, store
 
 
@@ -69,7 +69,7 @@ def test_exactly_min_k_eligible_after_filters(tmp_path, embedder):
     for quality in (90, 95, 97):  # re-saves of one photo: near-duplicates of each other
         (root / f"chelsea-q{quality}.jpg").write_bytes(encode(chelsea, quality=quality))
     store = FaissStore(tmp_path / "store")
-    Indexer(FolderSource(root), embedder, store).sync(progress=False)
+    Indexer(FolderSource(root), embedder, store).sync()
     store.block(["hubble.jpg"])
     store.persist()
     service = SearchService(embedder, store)
@@ -90,7 +90,7 @@ def test_tag_filter_only_filters(tmp_path, embedder):
     write_gallery(root)
     (root / ".tags.json").write_text('{"*": {"kind": "photo"}, "coffee": {"kind": "drink"}}')
     store = FaissStore(tmp_path / "store")
-    Indexer(FolderSource(root), embedder, store).sync(progress=False)
+    Indexer(FolderSource(root), embedder, store).sync()
     service = SearchService(embedder, store)
     query = Query(encode(photo("coffee"), quality=85))
     assert ids(service.search_one(query, k=5, tags={"kind": "drink"})) == ["coffee"]
@@ -101,22 +101,6 @@ def test_tag_filter_only_filters(tmp_path, embedder):
     assert not untagged & set(ids(filtered))
     expected = [hit for hit in service.search_one(query, k=7, dedupe=False) if hit.id not in untagged | {"coffee"}]
     assert ids(filtered) == ids(expected)[:3]
-
-
-def test_a_tag_change_alone_reindexes_the_image(tmp_path, embedder):
-    root = tmp_path / "gallery"
-    write_gallery(root)
-    store = FaissStore(tmp_path / "store")
-    indexer = Indexer(FolderSource(root), embedder, store)
-    indexer.sync(progress=False)
-    service = SearchService(embedder, store)
-    query = Query(encode(photo("coffee"), quality=85))
-    assert service.search_one(query, k=5, tags={"kind": "drink"}) == []
-    (root / ".tags.json").write_text('{"coffee": {"kind": "drink"}}')
-    report = indexer.sync(progress=False)
-    assert (report.indexed, len(report.unchanged)) == (["coffee"], 6), "same bytes, new tags: not re-indexed"
-    assert ids(service.search_one(query, k=5, tags={"kind": "drink"})) == ["coffee"]
-    assert indexer.sync(progress=False).indexed == [], "unchanged tags re-indexed every time"
 
 
 def test_a_bad_query_fails_alone(gallery, embedder):

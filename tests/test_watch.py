@@ -30,7 +30,7 @@ def watched(tmp_path, embedder):
         (root / "drinks" / f"{name}.jpg").write_bytes(encode(photo(name)))
     store = FaissStore(tmp_path / "store")
     indexer = Indexer(FolderSource(root), embedder, store)
-    indexer.sync(progress=False)
+    indexer.sync()
     watcher = FolderWatcher(FolderSource(root), indexer)
     watcher.start()
     yield root, store

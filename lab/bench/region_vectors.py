@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from lab.bench import argument_parser
 from lab.composites import SCENE_SIDE, encode_jpeg, load_scenes, scene_paths, composites
+from lookalike.cli import progress_bar
 from lookalike.paths import default_model_path
 from lab.datasets import TINY_IMAGENET_VAL, LabelledImage, tiny_imagenet_val
 from lookalike.embedding import Embedder
@@ -60,7 +61,8 @@ class Index:
 def build(gallery: Path, store_path: Path, embedder: Embedder, regions: bool) -> Index:
     store = FaissStore(store_path, method="flat")
     started, started_cpu = time.perf_counter(), time.process_time()
-    Indexer(FolderSource(gallery), embedder, store, regions=regions).sync(progress=True)
+    with progress_bar() as on_progress:
+        Indexer(FolderSource(gallery), embedder, store, regions=regions).sync(on_progress=on_progress)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
     index_bytes = sum(path.stat().st_size for path in store_path.glob("index-*.faiss"))
     return Index(SearchService(embedder, store), store._state.index.ntotal, index_bytes, seconds, cpu_seconds)

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from lab.bench import argument_parser
+from lookalike.cli import progress_bar
 from lookalike.paths import default_model_path
 from lab.datasets import TINY_IMAGENET_VAL, tiny_imagenet_val
 from lookalike.embedding import Embedder
@@ -42,7 +43,8 @@ def build_gallery(workdir: Path, size: int, embedder: Embedder, method: str) -> 
             (gallery / image.name).write_bytes(image.data)
     store = FaissStore(workdir / f"store-{size}-{method}", method=method)
     started = time.perf_counter()
-    report = Indexer(FolderSource(gallery), embedder, store).sync(progress=True)
+    with progress_bar() as on_progress:
+        report = Indexer(FolderSource(gallery), embedder, store).sync(on_progress=on_progress)
     if report.indexed:
         seconds = time.perf_counter() - started
         print(f"indexed {len(report.indexed)} images in {seconds:.0f} s ({len(report.indexed) / seconds:.0f} images/s)")

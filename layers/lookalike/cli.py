@@ -9,9 +9,12 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+
+from tqdm import tqdm
 
 from lookalike.interactions.click_labels import PAIRS_FILENAME, LabelRules, training_pairs, write_pairs
 from lookalike.paths import default_model_path, default_store_path
@@ -20,7 +23,7 @@ from lookalike.interactions.engagement import engagement
 from lookalike.errors import LookalikeError
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
 from lookalike.images import CropBox
-from lookalike.indexing import Indexer
+from lookalike.indexing import Indexer, ProgressCallback
 from lookalike.proposals import Proposer
 from lookalike.ranking import RankingPolicy
 from lookalike.reindexing import reindex
@@ -107,6 +110,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def progress_bar(desc: str = "indexing", unit: str = "img", *, disable: bool = False) -> Iterator[ProgressCallback]:
+    """A bar on stderr that the core's progress callback moves. The core only reports progress:
+    it also runs in Lambda, where tqdm is not shipped. The bar appears with the first report, so
+    that a command failing before any work leaves no empty bar behind."""
+    bars: list[tqdm] = []
+
+    def show(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
+
+    try:
+        yield show
+    finally:
+        for bar in bars:
+            bar.close()
+
+
 def _box(value: str) -> CropBox:
     try:
         return CropBox.parse(value)
@@ -146,7 +169,9 @@ def _index(args: argparse.Namespace) -> int:
     store = _store(args, method=args.method)
     source = FolderSource(args.dir)
     regions = _regions(args, GalleryRecord.read(store.path))
-    report = Indexer(source, _embedder(args), store, regions=regions).sync(progress=True)
+    indexer = Indexer(source, _embedder(args), store, regions=regions)
+    with progress_bar() as on_progress:
+        report = indexer.sync(on_progress=on_progress)
     GalleryRecord(source.root, regions).write(store.path)
     print(report.summary(), file=sys.stderr)
     return 0
@@ -162,7 +187,8 @@ def _reindex(args: argparse.Namespace) -> int:
         raise LookalikeError(f"{root} is not a directory")
     source = FolderSource(root)
     regions = _regions(args, record)
-    report = reindex(store_path, source, _embedder(args), regions=regions)
+    with progress_bar() as on_progress:
+        report = reindex(store_path, source, _embedder(args), regions=regions, on_progress=on_progress)
     GalleryRecord(source.root, regions).write(store_path)
     print(report.index.summary(), file=sys.stderr)
     print(
@@ -222,7 +248,9 @@ def _serve(args: argparse.Namespace) -> int:
 
         regions = _regions(args, record)
         indexer = Indexer(source, embedder, store, regions=regions)
-        print(indexer.sync(progress=True).summary(), file=sys.stderr)
+        with progress_bar() as on_progress:
+            report = indexer.sync(on_progress=on_progress)
+        print(report.summary(), file=sys.stderr)
         GalleryRecord(source.root, regions).write(store.path)
         watcher = FolderWatcher(source, indexer)
         watcher.start()

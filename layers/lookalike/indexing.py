@@ -10,16 +10,17 @@ With `regions=True` each image also gets region vectors: its suggested fragments
 same forward pass's activation map, lookalike.proposals), cropped and embedded, so that a query
 showing one object finds the photos where that object is only a part. Unchanged images are
 still skipped, so turning regions on for a gallery means `lookalike reindex --regions`.
+
+Progress is reported through a callback rather than drawn: this module ships to Lambda, where
+nobody watches a bar, and the command line draws one from the callback (lookalike.cli).
 """
 
 import hashlib
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from lookalike.embedding import Embedder
 from lookalike.errors import LookalikeError, NotFoundError
@@ -34,6 +35,10 @@ COMMIT_EVERY = 512
 # Fragments covering more of the image than this are left out: the whole-image vector already
 # describes them (measured with bench/region_vectors.py, docs/FRAGMENTS.md).
 REGION_MAX_AREA = 0.5
+
+# Called with (keys done, keys in all): once before the first batch, so that a bar shows its
+# total while the model warms up, then after each batch.
+ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -75,18 +80,21 @@ class Indexer:
         self.regions = regions
         store.check_model_version(embedder.info.version)
 
-    def sync(self, progress: bool = True) -> IndexReport:
+    def sync(self, on_progress: ProgressCallback | None = None) -> IndexReport:
         """Make the store hold exactly the source's images: add, re-embed, remove."""
         keys = list(self.source.keys())
-        report = self.update(keys, progress=progress)
+        report = self.update(keys, on_progress=on_progress)
         gone = sorted(set(self.store.content_hashes()) - set(keys))
         self.remove(gone, report)
         return report
 
-    def update(self, keys: Sequence[str], progress: bool = False, report: IndexReport | None = None) -> IndexReport:
+    def update(
+        self, keys: Sequence[str], report: IndexReport | None = None, on_progress: ProgressCallback | None = None
+    ) -> IndexReport:
         """Index these keys (new or changed); keys whose file vanished are removed."""
         report = report or IndexReport()
-        bar = tqdm(total=len(keys), desc="indexing", unit="img", file=sys.stderr, disable=not progress)
+        if on_progress:
+            on_progress(0, len(keys))
         pending = 0
         for start in range(0, len(keys), self.batch_size):
             batch = keys[start : start + self.batch_size]
@@ -94,11 +102,11 @@ class Indexer:
             # would cost a scan of the whole index.
             known = {image.id: image for image in self.store.get(batch) if image is not None}
             pending += self._update_batch(batch, known, report)
-            bar.update(len(batch))
+            if on_progress:
+                on_progress(start + len(batch), len(keys))
             if pending >= COMMIT_EVERY:
                 self.store.persist()
                 pending = 0
-        bar.close()
         self.store.persist()
         return report
 

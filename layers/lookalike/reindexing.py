@@ -30,7 +30,7 @@ from pathlib import Path
 
 from lookalike.embedding import Embedder
 from lookalike.errors import LookalikeError
-from lookalike.indexing import IndexReport, Indexer
+from lookalike.indexing import IndexReport, Indexer, ProgressCallback
 from lookalike.knn import KnnMethod
 from lookalike.sources import ImageSource
 from lookalike.stores.base import ModelVersionMismatchError
@@ -58,7 +58,11 @@ def previous_path(store_path: Path) -> Path:
 
 
 def reindex(
-    store_path: str | Path, source: ImageSource, embedder: Embedder, regions: bool = False, progress: bool = True
+    store_path: str | Path,
+    source: ImageSource,
+    embedder: Embedder,
+    regions: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> ReindexReport:
     """Re-embed `source` with `embedder` into a new store and put it in place of `store_path`."""
     store_path = Path(store_path)
@@ -67,7 +71,7 @@ def reindex(
     with FaissStore(store_path) as live:
         old_version, method, blocked = live.model_version, live.method, sorted(live.blocked())
     with _staging_store(staging_path(store_path), method, embedder.info.version) as staging:
-        report = Indexer(source, embedder, staging, regions=regions).sync(progress=progress)
+        report = Indexer(source, embedder, staging, regions=regions).sync(on_progress=on_progress)
         staging.block(blocked)
         staging.persist()
     _swap(store_path, staging_path(store_path), previous_path(store_path))

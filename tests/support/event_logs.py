@@ -37,3 +37,12 @@ def recorded(*events, at: datetime = T0, step: timedelta = timedelta(seconds=1))
 def viewed(query: int, who: str, image_id: str, position: int, ms: int = 5000) -> list:
     """A click and its dwell: a result opened and looked at."""
     return [click(query, who, image_id, position), dwell(query, who, image_id, ms)]
+
+
+def batch(number: int) -> list:
+    """What one search's page sends: the impression, a click on the second result, its dwell."""
+    return [
+        impression(number, "a", ["x.jpg", "y.jpg"], event_id="i"),
+        click(number, "a", "y.jpg", 2, event_id="c"),
+        dwell(number, "a", "y.jpg", 4000, event_id="d"),
+    ]

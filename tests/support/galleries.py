@@ -26,7 +26,7 @@ def index_gallery(root: Path, store_path: Path, embedder) -> tuple[SearchService
     (root.parent / "secret.txt").write_text("outside the gallery")
     source = FolderSource(root)
     store = FaissStore(store_path)
-    Indexer(source, embedder, store).sync(progress=False)
+    Indexer(source, embedder, store).sync()
     return SearchService(embedder, store), source, files
 
 

@@ -1,6 +1,7 @@
 """The deployment in miniature for the Lambda functions' tests: moto's S3, SQS and DynamoDB with the
 buckets, queue and tables the Pulumi program creates, the loopback OpenSearch as the vector store,
-the variables each function gets, and the events AWS hands the functions.
+the variables each function gets, and the events AWS hands the functions. The cloud adapters'
+own tests (tests/aws) use the AWS part alone.
 
 Notifications are written as S3 writes them (AWS's "Event message structure", version 2.1: keys
 URL-encoded as in a form, `/` left as is, a hex sequencer per event) and travel through moto's SQS
@@ -12,6 +13,7 @@ import importlib.util
 import itertools
 import json
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,15 @@ LEDGER_TABLE = "lookalike-ledger"
 IDEMPOTENCY_TABLE = "lookalike-idempotency"
 EVENTS_TABLE = "lookalike-events"
 QUEUE_NAME = "lookalike-index"
+# What S3 sends to the queue once, when the bucket's notification to it is configured.
+S3_TEST_EVENT = {
+    "Service": "Amazon S3",
+    "Event": "s3:TestEvent",
+    "Time": "2026-03-10T12:00:00.000Z",
+    "Bucket": GALLERY_BUCKET,
+    "RequestId": "5582815E1AEA5ADF",
+    "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+}
 
 
 @dataclass
@@ -158,18 +169,42 @@ class Cloud:
 
 
 @contextmanager
-def deployment(monkeypatch: pytest.MonkeyPatch, opensearch_url: str, model_path: Path):
-    """moto's AWS with the stack's resources, and the environment variables every function gets.
-
-    Not POWERTOOLS_SERVICE_NAME: the stack gives each function its own, and powertools reads it
-    when a module creates its Logger, so only a function started in an interpreter of its own
-    can take it (tests.support.cold_start)."""
-    variables = {
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """moto's AWS in REGION with the buckets, queue and tables the Pulumi program creates."""
+    for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        location = {"LocationConstraint": REGION}
+        s3.create_bucket(Bucket=GALLERY_BUCKET, CreateBucketConfiguration=location)
+        s3.create_bucket(Bucket=QUERY_BUCKET, CreateBucketConfiguration=location)
+        sqs = boto3.client("sqs")
+        queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
+        dynamodb = boto3.resource("dynamodb")
+        for name, keys in ((LEDGER_TABLE, ["key"]), (IDEMPOTENCY_TABLE, ["id"]), (EVENTS_TABLE, ["pk", "sk"])):
+            dynamodb.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in zip(keys, ("HASH", "RANGE"))],
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        yield Cloud(s3=s3, sqs=sqs, dynamodb=dynamodb, queue_url=queue_url)
+
+
+@contextmanager
+def deployment(monkeypatch: pytest.MonkeyPatch, opensearch_url: str, model_path: Path) -> Iterator[Cloud]:
+    """mocked_aws, with the environment variables every function gets.
+
+    Not POWERTOOLS_SERVICE_NAME: the stack gives each function its own, and powertools reads it
+    when a module creates its Logger, so only a function started in an interpreter of its own
+    can take it (tests.support.cold_start)."""
+    variables = {
         "GALLERY_BUCKET": GALLERY_BUCKET,
         "QUERY_BUCKET": QUERY_BUCKET,
         "LEDGER_TABLE": LEDGER_TABLE,
@@ -184,25 +219,11 @@ def deployment(monkeypatch: pytest.MonkeyPatch, opensearch_url: str, model_path:
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
-        s3 = boto3.client("s3")
-        location = {"LocationConstraint": REGION}
-        s3.create_bucket(Bucket=GALLERY_BUCKET, CreateBucketConfiguration=location)
-        s3.create_bucket(Bucket=QUERY_BUCKET, CreateBucketConfiguration=location)
-        sqs = boto3.client("sqs")
-        queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
-        monkeypatch.setenv("INDEX_QUEUE_URL", queue_url)
-        dynamodb = boto3.resource("dynamodb")
-        for name, keys in ((LEDGER_TABLE, ["key"]), (IDEMPOTENCY_TABLE, ["id"]), (EVENTS_TABLE, ["pk", "sk"])):
-            dynamodb.create_table(
-                TableName=name,
-                KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in zip(keys, ("HASH", "RANGE"))],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
-                BillingMode="PAY_PER_REQUEST",
-            )
+    with mocked_aws(monkeypatch) as cloud:
+        monkeypatch.setenv("INDEX_QUEUE_URL", cloud.queue_url)
         environment.current.cache_clear()
         try:
-            yield Cloud(s3=s3, sqs=sqs, dynamodb=dynamodb, queue_url=queue_url)
+            yield cloud
         finally:
             environment.current.cache_clear()
 

@@ -14,12 +14,11 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
 import boto3
-from tqdm import tqdm
 
 from lookalike.aws.notifications import created_notification
 from lookalike.aws.s3_source import ListedObject, S3Source
@@ -49,17 +48,24 @@ class Backfill:
         self.queue_url = queue_url
 
     def run(
-        self, prefix: str = "", *, start_after: str | None = None, limit: int | None = None, progress: bool = False
+        self,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        limit: int | None = None,
+        on_progress: Callable[[int], None] | None = None,
     ) -> BackfillReport:
-        """Enqueue the objects under `prefix` (after `start_after`, at most `limit` of them)."""
+        """Enqueue the objects under `prefix` (after `start_after`, at most `limit` of them);
+        `on_progress` hears the number enqueued so far after each batch (the total is unknown
+        until the listing ends)."""
         objects = S3Source(self.s3, self.bucket, prefix=prefix).objects(start_after)
         enqueued, last_key = 0, None
-        with tqdm(desc="enqueued", unit="key", file=sys.stderr, disable=not progress) as bar:
-            for batch in _batches(islice(objects, limit), BATCH_SIZE):
-                self._send(batch)
-                enqueued += len(batch)
-                last_key = batch[-1].key
-                bar.update(len(batch))
+        for batch in _batches(islice(objects, limit), BATCH_SIZE):
+            self._send(batch)
+            enqueued += len(batch)
+            last_key = batch[-1].key
+            if on_progress:
+                on_progress(enqueued)
         return BackfillReport(enqueued, last_key, done=limit is None or next(objects, None) is None)
 
     def _send(self, batch: Sequence[ListedObject]) -> None:
@@ -97,9 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prefix", default="", help="only keys starting with this")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    # Here only, not at the top: the module also runs in the admin function, which ships no tqdm.
+    from tqdm import tqdm
+
     backfill = Backfill(boto3.client("s3"), boto3.client("sqs"), args.bucket, args.queue_url)
     try:
-        report = backfill.run(args.prefix, progress=not args.quiet)
+        with tqdm(desc="enqueued", unit="key", file=sys.stderr, disable=args.quiet) as bar:
+            report = backfill.run(args.prefix, on_progress=lambda enqueued: bar.update(enqueued - bar.n))
     except BackfillError as error:
         print(f"backfill stopped: {error}", file=sys.stderr)
         return 1

@@ -82,6 +82,14 @@ def test_a_limited_run_says_where_to_go_on(cloud):
     assert sorted(enqueued) == sorted(keys * 2)
 
 
+def test_progress_is_the_number_enqueued_after_each_batch(cloud):
+    for n in range(23):
+        cloud.s3.put_object(Bucket=GALLERY_BUCKET, Key=f"{n:02d}.jpg", Body=b"x")
+    reported = []
+    Backfill(cloud.s3, cloud.sqs, GALLERY_BUCKET, cloud.queue_url).run(on_progress=reported.append)
+    assert reported == [BATCH_SIZE, 2 * BATCH_SIZE, 23]
+
+
 def test_the_admin_function_backfills_in_slices_behind_iam(cloud, monkeypatch):
     monkeypatch.setattr("lookalike.http.admin_routes.KEYS_PER_REQUEST", 10)
     keys = sorted(f"photos/{n:02d}.jpg" for n in range(23))
@@ -109,6 +117,15 @@ def test_the_command_line(cloud, capsys):
     assert main(["--bucket", GALLERY_BUCKET, "--queue-url", cloud.queue_url, "--quiet"]) == 0
     assert capsys.readouterr().out == f"enqueued 2 keys of s3://{GALLERY_BUCKET}/\n"
     assert cloud.queued() == 2
+
+
+def test_the_command_line_draws_its_progress_on_stderr_unless_quiet(cloud, capsys):
+    for key in ("a.jpg", "b c.jpg"):
+        cloud.s3.put_object(Bucket=GALLERY_BUCKET, Key=key, Body=b"x")
+    assert main(["--bucket", GALLERY_BUCKET, "--queue-url", cloud.queue_url]) == 0
+    assert "enqueued: 2key" in capsys.readouterr().err
+    assert main(["--bucket", GALLERY_BUCKET, "--queue-url", cloud.queue_url, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_refused_messages_are_sent_again_and_reported_when_sqs_keeps_refusing(cloud, monkeypatch):
