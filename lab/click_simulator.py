@@ -43,13 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from aws_lambda_powertools import Logger
 
 from lookalike.cli import progress_bar
 from lookalike.embedding import Embedder
 from lookalike.errors import LookalikeError
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
 from lookalike.http.app import create_app
+from lookalike.http.search_routes import logger as route_log
 from lookalike.http.server import make_server
 from lookalike.indexing import Indexer
 from lookalike.search import SearchService
@@ -207,7 +207,7 @@ def simulate(
 @contextmanager
 def _serving(app) -> Iterator[int]:
     """The app on a free local port (yielded), its per-request log lines silenced (thousands)."""
-    route_log = Logger()  # powertools gives every Logger of one service, the routes' too, one logger
+    # powertools gives every Logger of one service one stdlib logger: this silences every route's.
     level = route_log.log_level
     route_log.setLevel(logging.WARNING)
     server = make_server(app, "127.0.0.1", 0, quiet=True)

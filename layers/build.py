@@ -2,7 +2,9 @@
 
     python -m layers.build --out build/layers [--model PATH]
 
-- `core.zip`: the `lookalike` package at python/lookalike (Lambda puts /opt/python on sys.path).
+- `core.zip`: the `lookalike` package at python/lookalike (Lambda puts /opt/python on sys.path),
+  less the modules of the embedded default that need what the deps layer does not carry (FAISS,
+  watchdog, tqdm): no function runs them, and every module the layer holds imports there.
 - `deps.zip`: the wheels pinned in layers/requirements-lambda.txt, downloaded for Lambda's platform
   (`pip download --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp
   --only-binary=:all:`) and unpacked at python/. Nothing is compiled or installed here, so the
@@ -34,6 +36,9 @@ PIP_PLATFORM = "manylinux2014_x86_64"
 PYTHON_VERSION = "3.11"
 
 LAYER_NAMES = ("core", "deps", "model")
+# The embedded default's own modules (paths relative to the package; a trailing / is a folder):
+# the command line, the drop-folder watcher, the FAISS store and the reindex that swaps its folders.
+EMBEDDED_ONLY = ("cli.py", "watch.py", "reindexing.py", "stores/faiss/")
 MODEL_ARCNAME = "model/embedder.onnx"
 
 # AWS Lambda quotas: a function's code plus all its layers may unzip to at most 250 MB
@@ -85,9 +90,15 @@ def build_core(out: Path, package: Path = LAYERS_DIR / "lookalike") -> LayerArch
     """The lookalike package as source files (no bytecode: Lambda compiles on first import)."""
     writer = _ArchiveWriter(out / "core.zip")
     for path in sorted(package.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            writer.add(f"python/{package.name}/{path.relative_to(package).as_posix()}", path.read_bytes())
+        relative = path.relative_to(package).as_posix()
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc" and not is_embedded_only(relative):
+            writer.add(f"python/{package.name}/{relative}", path.read_bytes())
     return writer.close("core")
+
+
+def is_embedded_only(relative_path: str) -> bool:
+    """Whether a file of the package (a path relative to it) stays out of the core layer."""
+    return any(relative_path == name or relative_path.startswith(name) for name in EMBEDDED_ONLY)
 
 
 def build_model(out: Path, model: Path) -> LayerArchive:

@@ -29,6 +29,7 @@ from layers.build import (
     LAYERS_DIR,
     MODEL_ARCNAME,
     build_all,
+    is_embedded_only,
     build_core,
     build_model,
     size_problems,
@@ -43,13 +44,21 @@ import json, sys
 opt, runtime, image_path = sys.argv[1:4]
 sys.path.insert(0, opt + "/python")
 sys.path.append(runtime)
+import importlib, pathlib, traceback
 import numpy, onnxruntime, PIL, opensearchpy
-import lookalike.search, lookalike.http.app
+failed = {}
+package = pathlib.Path(opt, "python")
+for path in sorted(package.joinpath("lookalike").rglob("*.py")):
+    name = ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__")
+    try:
+        importlib.import_module(name)
+    except Exception:
+        failed[name] = traceback.format_exc(limit=-1)
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
 modules = {name: module.__file__ for name, module in sorted(sys.modules.items()) if getattr(module, "__file__", None)}
 vector = Embedder(opt + "/model/embedder.onnx", threads=1).embed_images([load_image(open(image_path, "rb").read())])[0]
-print(json.dumps({"modules": modules, "vector": vector.tolist(), "onnxruntime": onnxruntime.__version__}))
+print(json.dumps({"modules": modules, "failed": failed, "vector": vector.tolist(), "onnxruntime": onnxruntime.__version__}))
 """
 
 
@@ -156,6 +165,30 @@ def test_clean_python_imports_everything_from_the_layers(in_lambda_python, opt):
     wanted = ["numpy", "onnxruntime", "PIL", "opensearchpy", "pydantic", "aws_lambda_powertools", "lookalike.search", "lookalike.http.app"]
     outside = {name: result["modules"][name] for name in wanted if not result["modules"][name].startswith(str(opt))}
     assert not outside, f"imported from outside the layers: {outside}"
+
+
+def test_every_module_the_core_layer_holds_imports_there(in_lambda_python, opt):
+    result, _ = in_lambda_python
+    held = sorted(opt.joinpath("python", "lookalike").rglob("*.py"))
+    assert len(held) > 20, f"the core layer holds only {len(held)} modules"
+    assert not result["failed"], "modules of the core layer that do not import there:\n" + "\n".join(
+        f"{name}: {error}" for name, error in result["failed"].items()
+    )
+
+
+def test_the_core_layer_holds_serving_code_only(built_layers):
+    """No lab, trainer or embedded-only module, and every other module of the package."""
+    (core,) = [layer for layer in built_layers if layer.name == "core"]
+    with zipfile.ZipFile(core.path) as archive:
+        held = {name.removeprefix("python/lookalike/") for name in archive.namelist()}
+    assert all(name.startswith("python/lookalike/") for name in archive.namelist()), "the core layer holds other packages"
+    package = LAYERS_DIR / "lookalike"
+    sources = {path.relative_to(package).as_posix() for path in package.rglob("*.py") if "__pycache__" not in path.parts}
+    assert {name for name in sources if is_embedded_only(name)} & held == set()
+    assert {name for name in sources if not is_embedded_only(name)} <= held
+    assert {"cli.py", "watch.py", "stores/faiss/store.py"} <= sources - held
+    lab_modules = {path.name for path in (LAYERS_DIR.parent / "lab").glob("*.py")} - {"__init__.py", "__main__.py"}
+    assert not {Path(name).name for name in held} & lab_modules, "a lab module is in the core layer"
 
 
 def test_layer_model_embeds_like_the_local_runtime(in_lambda_python, embedder):

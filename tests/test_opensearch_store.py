@@ -19,9 +19,10 @@ import pytest
 from lookalike.errors import InvalidParameterError
 from lookalike.knn import KnnMethod
 from lookalike.stores.base import ModelVersionMismatchError
+from lookalike.aws.sigv4 import service_for_host, signed_client, signed_store
 from lookalike.stores.opensearch import OpenSearchStore, StoreWriteError, build_client
 from lookalike.stores.opensearch import store as opensearch_store
-from lookalike.stores.opensearch.client import service_for_host
+
 from lookalike.stores.opensearch.documents import K_MAX, cosine_from_score, document_id, region_document_id
 from tests.support.opensearch_loopback import LoopbackOpenSearch
 
@@ -188,7 +189,7 @@ def test_service_for_host(host, service):
     ],
 )
 def test_sigv4_clients_sign_for_the_service_and_the_hosts_region(aws_credentials, endpoint, service, region):
-    connection = build_client(endpoint, service=service).transport.get_connection()
+    connection = signed_client(endpoint, service).transport.get_connection()
     auth = connection.session.auth
     assert (auth.service, auth.signer.region, auth.signer.service) == (service, region, service)
     assert connection.host == endpoint + ":443" and connection.session.verify  # a CA bundle: certificates are checked
@@ -196,25 +197,25 @@ def test_sigv4_clients_sign_for_the_service_and_the_hosts_region(aws_credentials
 
 def test_the_region_comes_from_the_environment_when_the_host_has_none(aws_credentials, monkeypatch):
     with pytest.raises(InvalidParameterError, match="region"):
-        build_client("https://search.example.com", service="es")
+        signed_client("https://search.example.com", "es")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")  # Lambda sets it
     assert (
-        build_client("https://search.example.com", service="es").transport.get_connection().session.auth.signer.region
+        signed_client("https://search.example.com", "es").transport.get_connection().session.auth.signer.region
         == "ap-south-1"
     )
-    explicit = build_client("https://search.example.com", service="aoss", region="sa-east-1")
+    explicit = signed_client("https://search.example.com", "aoss", region="sa-east-1")
     assert explicit.transport.get_connection().session.auth.signer.region == "sa-east-1"
 
 
 def test_an_unknown_service_is_refused(aws_credentials):
     with pytest.raises(InvalidParameterError, match="es, aoss"):
-        build_client("https://search.example.com", service="opensearch", region="eu-west-1")
+        signed_client("https://search.example.com", "opensearch", region="eu-west-1")
 
 
 def test_signed_requests_reach_the_server_and_serverless_never_refreshes(aws_credentials):
     server = LoopbackOpenSearch(serverless=True).start()
     try:
-        store = OpenSearchStore.from_endpoint(server.url, "gallery", service="aoss", region="eu-west-1")
+        store = signed_store(server.url, "gallery", service="aoss", region="eu-west-1")
         assert store.serverless
         store.upsert(["a"], unit_rows(1), ["h"])
         store.block(["b"])
@@ -224,7 +225,7 @@ def test_signed_requests_reach_the_server_and_serverless_never_refreshes(aws_cre
             assert "/eu-west-1/aoss/aws4_request" in request.headers["authorization"]
             assert request.headers["x-amz-date"] and request.headers["x-amz-content-sha256"]
             assert "refresh" not in request.params and not request.path.endswith("/_refresh")
-        reader = OpenSearchStore.from_endpoint(server.url, "gallery", service="aoss", region="eu-west-1")
+        reader = signed_store(server.url, "gallery", service="aoss", region="eu-west-1")
         assert store.count() == 0 and reader.blocked() == set()  # searchable once the collection refreshes
         server.publish()
         assert store.count() == 1 and reader.refresh() is True and reader.blocked() == {"b"}

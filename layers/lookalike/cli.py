@@ -301,11 +301,9 @@ def _moment(value: str) -> datetime:
 
 def _event_records(args: argparse.Namespace):
     if args.events_table:
-        import boto3
+        from lookalike.aws.dynamodb_log import DynamoDBEventLog  # here: only this option needs boto3
 
-        from lookalike.aws.dynamodb_log import DynamoDBEventLog
-
-        return DynamoDBEventLog(boto3.resource("dynamodb").Table(args.events_table)).events(args.since, args.until)
+        return DynamoDBEventLog.named(args.events_table).events(args.since, args.until)
     path = Path(args.store or default_store_path()) / EVENTS_FILENAME
     if not path.is_file():
         raise LookalikeError(f"no event log at {path}: `lookalike serve` (POST /events) or `python -m lab simulate` writes it")

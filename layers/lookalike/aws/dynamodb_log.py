@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 
+import boto3
 from boto3.dynamodb.conditions import Attr, Key
 
 from lookalike.interactions.events import EVENT, AppendResult, Event, RecordedEvent, parse_timestamp, record, timestamp, utc_now
@@ -39,6 +40,11 @@ class DynamoDBEventLog:
     def __init__(self, table, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
         self.table = table
         self.retention = timedelta(days=retention_days)
+
+    @classmethod
+    def named(cls, table_name: str) -> "DynamoDBEventLog":
+        """The log in the table of that name, with boto3's default session (the CLI's door)."""
+        return cls(boto3.resource("dynamodb").Table(table_name))
 
     def append(self, events: Sequence[Event], received_at: datetime | None = None) -> AppendResult:
         items = [self._item(recorded, order) for order, recorded in enumerate(record(events, received_at))]

@@ -22,13 +22,14 @@ from botocore.config import Config
 from lookalike.aws.backfill import Backfill
 from lookalike.aws.ledger import Ledger, OrderedIndexer
 from lookalike.aws.s3_source import S3Source
-from lookalike.aws.uploads import QueryUploads
-from lookalike.paths import default_model_path
-from lookalike.embedding import Embedder
 from lookalike.aws.dynamodb_log import DynamoDBEventLog
+from lookalike.aws.sigv4 import signed_store
+from lookalike.aws.uploads import QueryUploads
+from lookalike.embedding import Embedder
 from lookalike.indexing import Indexer
 from lookalike.knn import KnnMethod
 from lookalike.proposals import Proposer
+from lookalike.paths import default_model_path
 from lookalike.search import SearchService
 from lookalike.stores.opensearch import DEFAULT_INDEX, OpenSearchStore
 
@@ -66,7 +67,7 @@ class CloudEnvironment:
             ef_construction=int(os.environ.get("KNN_EF_CONSTRUCTION") or KnnMethod.ef_construction),
             ef_search=int(os.environ.get("KNN_EF_SEARCH") or KnnMethod.ef_search),
         )
-        return OpenSearchStore.from_endpoint(
+        return signed_store(
             self.setting("OPENSEARCH_ENDPOINT"),
             os.environ.get("OPENSEARCH_INDEX") or DEFAULT_INDEX,
             service=os.environ.get("OPENSEARCH_SERVICE") or None,

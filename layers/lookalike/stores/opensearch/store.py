@@ -3,12 +3,12 @@
 Construct it (the Lambda functions do this from OPENSEARCH_ENDPOINT / OPENSEARCH_SERVICE /
 OPENSEARCH_INDEX / KNN_*):
 
-    OpenSearchStore.from_endpoint(endpoint: str, index: str = "lookalike", *,
-                                  service: str | None = None, region: str | None = None,
-                                  method: KnnMethod | None = None, dim: int | None = None,
-                                  model_version: str | None = None) -> OpenSearchStore
+    OpenSearchStore.from_endpoint(endpoint: str, index: str = "lookalike", *, auth=None,
+                                  serverless: bool = False, method: KnnMethod | None = None,
+                                  dim: int | None = None, model_version: str | None = None)
 
 or pass a ready client (`client.build_client`): `OpenSearchStore(client, index, ..., serverless=...)`.
+An AWS endpoint's store, SigV4-signed, comes from `lookalike.aws.sigv4.signed_store`.
 How images become documents and requests is `documents`' business (docs/OPENSEARCH.md has the
 whole story); here:
 - The block list lives in its own small index (`<index>-blocklist`), so a new index for a new
@@ -30,7 +30,6 @@ pq need OpenSearch's training API and a model_id; KnnMethod.opensearch_method re
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from urllib.parse import urlsplit
 
 import numpy as np
 from opensearchpy import OpenSearch, RequestError, helpers
@@ -45,7 +44,7 @@ from lookalike.stores.base import (
     unit_rows,
     upsert_batch,
 )
-from lookalike.stores.opensearch.client import build_client, service_for_host
+from lookalike.stores.opensearch.client import build_client
 from lookalike.stores.opensearch.documents import (
     BLOCKLIST_PROPERTIES,
     K_MAX,
@@ -117,16 +116,15 @@ class OpenSearchStore:
         endpoint: str,
         index: str = DEFAULT_INDEX,
         *,
-        service: str | None = None,
-        region: str | None = None,
+        auth=None,
+        serverless: bool = False,
         method: KnnMethod | None = None,
         dim: int | None = None,
         model_version: str | None = None,
     ) -> "OpenSearchStore":
-        """The store at an endpoint URL; `service` ("es" | "aoss") defaults to the AWS host's."""
-        service = service or service_for_host(urlsplit(endpoint).hostname or "")
-        client = build_client(endpoint, service=service, region=region)
-        return cls(client, index, method=method, dim=dim, model_version=model_version, serverless=service == "aoss")
+        """The store at an endpoint URL, its requests signed by `auth` (default: basic auth from the URL)."""
+        client = build_client(endpoint, auth=auth)
+        return cls(client, index, method=method, dim=dim, model_version=model_version, serverless=serverless)
 
     # -- the VectorStore interface ------------------------------------------------------------
 
