@@ -157,7 +157,7 @@ def _table(evaluation: Evaluation, benchmark: str) -> str:
 
 def _acceptance_section(evaluation: Evaluation) -> list[str]:
     lines = [
-        "Issue 4: on held-out data the fine-tuned model must beat the raw backbone on mAP, for category"
+        "Acceptance: on held-out data the fine-tuned model must beat the raw backbone on mAP, for category"
         " and for fragment queries, by a margin larger than the spread (max - min) over at least"
         f" {MIN_SEEDS} training seeds (one `--model-finetuned` file per seed). mAP of the re-ranked rows."
         " The interval is a 95% paired bootstrap over queries (per-query AP, fine-tuned averaged over"

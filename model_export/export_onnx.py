@@ -18,7 +18,7 @@ ImageNet's mean/std. Checked empirically with the full classifier (224x224 squas
   0.86) under either; the difference shows on the harder Tiny ImageNet images.
 (127/255, 128/255) is indistinguishable from 0.5/0.5; the round values are kept.
 
-Pooling and resize mode were chosen by bench/pooling_study.py (half-area crop retrieval on 500
+Pooling and resize mode were chosen by `python -m lab bench pooling_study` (half-area crop retrieval on 500
 Tiny ImageNet images); its table is in that script's docstring.
 """
 

@@ -33,7 +33,7 @@ from lookalike.stores.base import MAX_REGIONS, StoredImage, VectorStore
 # skips everything committed before it.
 COMMIT_EVERY = 512
 # Fragments covering more of the image than this are left out: the whole-image vector already
-# describes them (measured with bench/region_vectors.py, docs/FRAGMENTS.md).
+# describes them (measured with `python -m lab bench region_vectors`, docs/FRAGMENTS.md).
 REGION_MAX_AREA = 0.5
 
 # Called with (keys done, keys in all): once before the first batch, so that a bar shows its

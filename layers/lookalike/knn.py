@@ -15,7 +15,7 @@ from typing import Literal
 from lookalike.errors import InvalidParameterError
 
 # Exact search is the default below this many gallery vectors. Measured on random unit 1280-d
-# vectors, 2 cores (`python bench/store_bench.py`): one exact query scans ~0.2 ms per 1,000
+# vectors, 2 cores (`python -m lab bench store_bench`): one exact query scans ~0.2 ms per 1,000
 # vectors single-threaded (3.5-5 ms at 20k, 17 ms at 100k), while HNSW (m=16, ef_search=100)
 # answers in ~1 ms but takes 13-21 s to build at 20k and loses recall as the gallery grows
 # (recall@1 0.92-0.97 at 10k, 0.81-0.83 at 20k, 0.52 at 50k on random vectors, its worst case).

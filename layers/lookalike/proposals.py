@@ -112,7 +112,7 @@ class Proposer:
         """Boxes in pixels of the image as displayed at full resolution, the only coordinates the
         page and `box` speak; the pixels are decoded at the reduced size the model needs, since
         the activation map is 7x7 whatever the size (a third of the time on 5.5 MP photos:
-        bench/proposal_latency.py, docs/FRAGMENTS.md)."""
+        `python -m lab bench proposal_latency`, docs/FRAGMENTS.md)."""
         width, height = displayed_size(data)
         image = load_image(data, min_side=self.embedder.info.input_size)
         (activation,) = self.embedder.activation_maps([image])

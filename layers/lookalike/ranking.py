@@ -15,7 +15,7 @@ import numpy as np
 from lookalike.stores.base import Hit
 
 # Two gallery images whose embeddings agree at or above this cosine are the same picture (a
-# re-save, a resize). Measured by `python bench/dedupe_threshold.py` (README, "Measured"): the
+# re-save, a resize). Measured by `python -m lab bench dedupe_threshold` (README, "Measured"): the
 # closest distinct edit reached 0.989 (a desaturated copy) and re-saves reach 0.94-1.0, so the
 # ranges overlap; the threshold sits above every edit, so no edit is ever lost, at the price of
 # keeping the harsher re-saves (JPEG q50) as separate results.

@@ -37,7 +37,7 @@ COMPACT_FRACTION = 0.2
 LOAD_ATTEMPTS = 20
 # Searches of fewer queries than this run on one OpenMP thread: for one query (what the HTTP API
 # and `python -m lab evaluate` send) FAISS's threads only add wake-ups and spinning, which on 2 cores
-# cost more than the scan and slow onnxruntime beside them (bench/search_latency.py, 10k gallery,
+# cost more than the scan and slow onnxruntime beside them (`python -m lab bench search_latency`, 10k gallery,
 # idle machine: whole search p50 24 -> 15 ms, p99 60 -> 17 ms).
 PARALLEL_QUERIES = 16
 
