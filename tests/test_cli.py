@@ -236,3 +236,14 @@ def test_search_refuses_a_store_that_does_not_exist(env, capsys):
     assert main(["search", "--json", "--store", str(env / "typo"), str(query)]) == 2
     assert "no store at" in capsys.readouterr().err
     assert not (env / "typo").exists()
+
+
+def test_index_reports_a_file_name_that_is_not_utf8_and_indexes_the_rest(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    with open(bytes(root) + b"/bad\xff.jpg", "wb") as bad_file:
+        bad_file.write(encode(photo("coffee")))
+    status, err = index(capsys, root)
+    assert status == 0, err
+    assert "indexed 7, unchanged 0, removed 0, failed 1" in err
+    assert "not valid UTF-8" in err

@@ -557,3 +557,33 @@ def test_writers_killed_at_random_moments_leave_a_consistent_committed_generatio
         assert matches, f"after a kill the store matches no committed round near {reported_last}"
         last = matches[0]
     assert last > 6, "the writers committed almost nothing; the kills did not exercise mid-commit states"
+
+
+# -- ids no store can hold ---------------------------------------------------------------------------
+
+# How Python spells the file name b"bad\xff.png": the byte that is not UTF-8 as a surrogate escape.
+UNDECODABLE_ID = b"bad\xff.png".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("write", ["upsert", "delete", "block", "unblock"])
+def test_an_id_that_is_not_utf8_is_refused_and_the_other_writes_still_commit(tmp_path, write):
+    store = FaissStore(tmp_path)
+    ids, _ = fill(store, 3)
+    with pytest.raises(InvalidParameterError, match="not valid UTF-8"):
+        if write == "upsert":
+            store.upsert(["good", UNDECODABLE_ID], unit_rows(2, seed=1), ["h1", "h2"])
+        else:
+            getattr(store, write)([UNDECODABLE_ID])
+    store.block(["img0000"])
+    store.persist()
+    reopened = FaissStore(tmp_path)
+    assert sorted(reopened.content_hashes()) == ids
+    assert reopened.blocked() == {"img0000"}
+
+
+def test_a_tag_that_is_not_utf8_is_refused(tmp_path):
+    store = FaissStore(tmp_path)
+    with pytest.raises(InvalidParameterError, match="a tag"):
+        store.upsert(["a"], unit_rows(1), ["h"], [{"colour": "\ud800"}])
+    store.persist()
+    assert FaissStore(tmp_path).count() == 0

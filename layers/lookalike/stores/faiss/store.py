@@ -26,7 +26,7 @@ import numpy as np
 from lookalike import knn
 from lookalike.errors import InvalidParameterError, LookalikeError
 from lookalike.knn import AUTO, KnnMethod, resolve_method
-from lookalike.stores.base import MAX_REGIONS, Hit, StoredImage, unit_rows, upsert_batch
+from lookalike.stores.base import MAX_REGIONS, Hit, StoredImage, check_ids, unit_rows, upsert_batch
 from lookalike.stores.faiss import files
 from lookalike.stores.faiss.oplog import ImageRecord, OperationLog, StoreState, new_index
 
@@ -134,7 +134,7 @@ class FaissStore:
         self._record_op(("upsert", batch.ids, batch.vectors, batch.content_hashes, batch.tags, batch.regions))
 
     def delete(self, ids: Sequence[str]) -> None:
-        self._record_op(("delete", list(ids)))
+        self._record_op(("delete", check_ids(ids)))
 
     def get(self, ids: Sequence[str]) -> list[StoredImage | None]:
         with self._lock:
@@ -204,10 +204,10 @@ class FaissStore:
             return sorted(self._state.by_hash.get(content_hash, ()))
 
     def block(self, ids: Sequence[str]) -> None:
-        self._record_op(("block", list(ids)))
+        self._record_op(("block", check_ids(ids)))
 
     def unblock(self, ids: Sequence[str]) -> None:
-        self._record_op(("unblock", list(ids)))
+        self._record_op(("unblock", check_ids(ids)))
 
     def blocked(self) -> set[str]:
         with self._lock:
