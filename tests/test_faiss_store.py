@@ -1,6 +1,7 @@
 """The embedded FAISS store on random unit vectors: the VectorStore contract, tombstones and
 compaction, filters, concurrent writers, and crashes mid-commit (a writer SIGKILLed)."""
 
+import errno
 import random
 import signal
 import sqlite3
@@ -16,7 +17,7 @@ import pytest
 from lookalike import knn
 from lookalike.errors import InvalidParameterError
 from lookalike.knn import KnnMethod
-from lookalike.stores.base import Hit, ModelVersionMismatchError
+from lookalike.stores.base import Hit, ModelVersionMismatchError, StoreUnavailableError
 from lookalike.stores.faiss import FaissStore
 from lookalike.stores.faiss import store as faiss_store
 from lookalike.stores.faiss.files import META_FILENAME
@@ -587,3 +588,58 @@ def test_a_tag_that_is_not_utf8_is_refused(tmp_path):
         store.upsert(["a"], unit_rows(1), ["h"], [{"colour": "\ud800"}])
     store.persist()
     assert FaissStore(tmp_path).count() == 0
+
+
+# -- a disk that refuses writes --------------------------------------------------------------------
+
+
+def test_a_full_database_keeps_the_writes_pending_and_the_committed_store_intact(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(faiss_store, "WRITE_RETRY_DELAYS", (0, 0))
+    store = FaissStore(tmp_path)
+    ids, _ = fill(store, 3)
+    store.persist()
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own 'database or disk is full'
+    more, _ = fill(store, 200, seed=1, prefix="more")
+
+    with pytest.raises(StoreUnavailableError, match="database or disk is full"):
+        store.persist()
+    assert caplog.text.count("trying again") == 2
+    assert sorted(FaissStore(tmp_path).content_hashes()) == ids
+
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    store.persist()
+    assert sorted(FaissStore(tmp_path).content_hashes()) == ids + more
+
+
+def test_a_passing_disk_fault_is_retried_until_the_commit_succeeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(faiss_store, "WRITE_RETRY_DELAYS", (0, 0, 0))
+    install_index = faiss_store.files.install_index
+    faults = [OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EIO, "Input/output error")]
+
+    def failing_twice(*args):
+        if faults:
+            raise faults.pop(0)
+        install_index(*args)
+
+    monkeypatch.setattr(faiss_store.files, "install_index", failing_twice)
+    store = FaissStore(tmp_path)
+    ids, _ = fill(store, 3)
+    store.persist()
+    assert not faults
+    assert sorted(FaissStore(tmp_path).content_hashes()) == ids
+
+
+def test_a_fault_that_is_not_the_disks_is_not_retried(tmp_path, monkeypatch):
+    calls = []
+
+    def broken(*args):
+        calls.append(args)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(faiss_store.files, "install_index", broken)
+    store = FaissStore(tmp_path)
+    fill(store, 3)
+    with pytest.raises(RuntimeError, match="a bug"):
+        store.persist()
+    assert len(calls) == 1

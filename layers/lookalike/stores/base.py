@@ -38,6 +38,13 @@ class ModelVersionMismatchError(LookalikeError):
     status = 409
 
 
+class StoreUnavailableError(LookalikeError):
+    """The store's disk or service refuses writes (full, read-only): the request was fine, the
+    write did not happen, and the same request can succeed later."""
+
+    status = 503
+
+
 class VectorStore(Protocol):
     dim: int | None
     model_version: str | None

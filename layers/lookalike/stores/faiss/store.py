@@ -13,8 +13,11 @@ own FAISS id mapped back to the image. Search asks FAISS for k * (1 + MAX_REGION
 the store holds any region, enough for k distinct images, and keeps each image's best score.
 """
 
+import errno
+import logging
 import sqlite3
 import threading
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +29,15 @@ import numpy as np
 from lookalike import knn
 from lookalike.errors import InvalidParameterError, LookalikeError
 from lookalike.knn import AUTO, KnnMethod, resolve_method
-from lookalike.stores.base import MAX_REGIONS, Hit, StoredImage, check_ids, unit_rows, upsert_batch
+from lookalike.stores.base import (
+    MAX_REGIONS,
+    Hit,
+    StoredImage,
+    StoreUnavailableError,
+    check_ids,
+    unit_rows,
+    upsert_batch,
+)
 from lookalike.stores.faiss import files
 from lookalike.stores.faiss.oplog import ImageRecord, OperationLog, StoreState, new_index
 
@@ -40,6 +51,21 @@ LOAD_ATTEMPTS = 20
 # cost more than the scan and slow onnxruntime beside them (bench/search_latency.py, 10k gallery,
 # idle machine: whole search p50 24 -> 15 ms, p99 60 -> 17 ms).
 PARALLEL_QUERIES = 16
+# A commit the disk refuses (full, read-only, I/O error) is tried again after each of these pauses,
+# then given up with StoreUnavailableError: a moment of pressure (a log rotated, a snapshot being
+# deleted) passes, a full disk does not, and a request should not wait long to hear so.
+WRITE_RETRY_DELAYS = (0.1, 0.5, 2.0)
+# What the OS and SQLite say when the disk, not the data, refuses a write.
+WRITE_FAULT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+WRITE_FAULT_MESSAGES = (
+    "database or disk is full",
+    "readonly database",
+    "disk i/o error",
+    "unable to open database file",
+    *(os.strerror(number).lower() for number in WRITE_FAULT_ERRNOS),
+)
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT);
@@ -237,6 +263,26 @@ class FaissStore:
             return True
 
     def persist(self) -> None:
+        """Commit this instance's writes. A write the disk refuses is retried after each of
+        WRITE_RETRY_DELAYS, then StoreUnavailableError: the writes stay pending (the next `persist`
+        tries them again) and the committed store is as it was."""
+        for delay in (*WRITE_RETRY_DELAYS, None):
+            try:
+                self._commit()
+                return
+            except (OSError, sqlite3.OperationalError, RuntimeError) as error:
+                fault = _write_fault(error)
+                if fault is None:
+                    raise
+                if delay is None:
+                    raise StoreUnavailableError(
+                        f"cannot write the store at {self.path}: {fault}; nothing was changed, "
+                        f"and the same write can succeed once the disk takes writes again"
+                    ) from error
+                logger.warning("cannot write the store at %s (%s): trying again in %.1f s", self.path, fault, delay)
+                time.sleep(delay)
+
+    def _commit(self) -> None:
         with self._lock:
             if not self._log.operations and not self._needs_rebuild():
                 return
@@ -248,7 +294,8 @@ class FaissStore:
                     rebuilt = self._write_generation()
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # a COMMIT that failed may have ended it already
+                        self._db.execute("ROLLBACK")
                     self._state.generation = -1  # memory may hold half a replay: reload next time
                     raise
                 if rebuilt is not None:
@@ -498,6 +545,14 @@ class FaissStore:
     def _read_index_generation(self) -> int:
         row = self._db.execute("SELECT value FROM settings WHERE key = 'index_generation'").fetchone()
         return int(row[0]) if row else 0
+
+
+def _write_fault(error: Exception) -> str | None:
+    """What refused the write when the disk did (full, read-only, failing); None for anything else."""
+    if isinstance(error, OSError):
+        return (error.strerror or str(error)) if error.errno in WRITE_FAULT_ERRNOS else None
+    message = str(error).lower()
+    return next((str(error) for fault in WRITE_FAULT_MESSAGES if fault in message), None)
 
 
 def _parse_method_setting(value: str) -> str | KnnMethod:
