@@ -247,3 +247,16 @@ def test_index_reports_a_file_name_that_is_not_utf8_and_indexes_the_rest(env, ca
     assert status == 0, err
     assert "indexed 7, unchanged 0, removed 0, failed 1" in err
     assert "not valid UTF-8" in err
+
+
+def test_index_of_another_folder_into_a_store_is_refused_and_changes_nothing(env, capsys):
+    first, second = env / "first", env / "second"
+    write_gallery(first)
+    (second / "only").mkdir(parents=True)
+    (second / "only" / "one.jpg").write_bytes(encode(photo("coffee")))
+    assert index(capsys, first)[0] == 0
+    status, err = index(capsys, second)
+    assert status == 2
+    assert err.strip().splitlines()[-1].startswith(f"lookalike: the store at {env / 'default-store'} holds the gallery folder {first}")
+    assert "Traceback" not in err
+    assert index(capsys, first)[1].splitlines()[-1].startswith("indexed 0, unchanged 7, removed 0")
