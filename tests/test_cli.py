@@ -260,3 +260,15 @@ def test_index_of_another_folder_into_a_store_is_refused_and_changes_nothing(env
     assert err.strip().splitlines()[-1].startswith(f"lookalike: the store at {env / 'default-store'} holds the gallery folder {first}")
     assert "Traceback" not in err
     assert index(capsys, first)[1].splitlines()[-1].startswith("indexed 0, unchanged 7, removed 0")
+
+
+def test_search_of_a_damaged_store_is_one_line_naming_the_repair(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    assert index(capsys, root)[0] == 0
+    (index_file,) = (env / "default-store").glob("index-*.faiss")
+    index_file.write_bytes(index_file.read_bytes()[:100])
+    assert main(["search", str(root / "cats" / "chelsea.JPEG")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lookalike: the store at {env / 'default-store'} is damaged"), err
+    assert "lookalike index DIR --store" in err and len(err.strip().splitlines()) == 1

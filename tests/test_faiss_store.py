@@ -3,6 +3,7 @@ compaction, filters, concurrent writers, and crashes mid-commit (a writer SIGKIL
 
 import errno
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -21,7 +22,7 @@ from lookalike.stores.base import Hit, ModelVersionMismatchError, StoreUnavailab
 from lookalike.stores.faiss import FaissStore
 from lookalike.stores.faiss import store as faiss_store
 from lookalike.stores.faiss.files import META_FILENAME
-from lookalike.stores.faiss.store import COMPACT_FRACTION, PARALLEL_QUERIES
+from lookalike.stores.faiss.store import COMPACT_FRACTION, PARALLEL_QUERIES, StoreCorruptError
 
 DIM = 32
 METHODS = ["flat", "hnsw"]
@@ -643,3 +644,89 @@ def test_a_fault_that_is_not_the_disks_is_not_retried(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="a bug"):
         store.persist()
     assert len(calls) == 1
+
+
+# -- damaged and read-only stores --------------------------------------------------------------------
+
+REPAIR = "remove it and rebuild it with `lookalike index DIR --store"
+
+
+def committed_store(path, method="flat") -> tuple[list[str], np.ndarray]:
+    store = FaissStore(path, method=method)
+    ids, vectors = fill(store, 50)
+    store.persist()
+    store.close()
+    return ids, vectors
+
+
+def index_file(path):
+    (found,) = path.glob("index-*.faiss")
+    return found
+
+
+@pytest.mark.parametrize("size", [0, 0.5])
+def test_a_truncated_index_file_is_reported_as_damaged_with_the_repair(tmp_path, size):
+    committed_store(tmp_path)
+    data = index_file(tmp_path).read_bytes()
+    index_file(tmp_path).write_bytes(data[: int(len(data) * size)])
+    with pytest.raises(StoreCorruptError, match=f"the store at {tmp_path} is damaged .*{re.escape(REPAIR)}") as raised:
+        FaissStore(tmp_path)
+    assert raised.value.status == 503
+
+
+def test_a_missing_index_file_names_the_repair(tmp_path):
+    committed_store(tmp_path)
+    index_file(tmp_path).unlink()
+    with pytest.raises(StoreCorruptError, match=re.escape(REPAIR)):
+        FaissStore(tmp_path)
+
+
+def test_an_index_file_holding_other_vectors_than_the_database_is_damaged(tmp_path):
+    committed_store(tmp_path)
+    with sqlite3.connect(tmp_path / META_FILENAME) as db:
+        db.execute("DELETE FROM images WHERE id = 'img0000'")
+    with pytest.raises(StoreCorruptError, match="holds 50 vectors of 32 dimensions, the database 49 of 32"):
+        FaissStore(tmp_path)
+
+
+def test_scores_from_an_index_overwritten_in_place_are_never_returned(tmp_path):
+    ids, vectors = committed_store(tmp_path)
+    path = index_file(tmp_path)
+    data = bytearray(path.read_bytes())
+    vector_bytes = vectors.size * 4
+    start = data.find(vectors[0].tobytes())
+    data[start : start + vector_bytes] = np.full(vectors.size, 3e37, np.float32).tobytes()
+    path.write_bytes(bytes(data))
+    store = FaissStore(tmp_path)
+    with pytest.raises(StoreCorruptError, match="scored a match -?3.*e\\+37, outside a cosine's"):
+        store.search(vectors[:1], 5)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header"])
+def test_a_damaged_database_is_reported_with_the_repair(tmp_path, damage):
+    committed_store(tmp_path)
+    meta = tmp_path / META_FILENAME
+    data = meta.read_bytes()
+    meta.write_bytes(data[:100] if damage == "truncated" else b"\0" * 100 + data[100:])
+    with pytest.raises(StoreCorruptError, match=f"{META_FILENAME}: .*{re.escape(REPAIR)}"):
+        FaissStore(tmp_path).search(unit_rows(1), 3)
+
+
+def test_a_store_that_cannot_be_written_is_opened_read_only_and_still_searched(tmp_path, monkeypatch):
+    """What a read-only folder does (root ignores permissions, so SQLite's refusal is played here)."""
+    ids, vectors = committed_store(tmp_path)
+    connect = faiss_store._connect
+
+    def read_only_folder(uri):
+        if "immutable=1" not in uri:
+            raise sqlite3.OperationalError("unable to open database file")
+        return connect(uri)
+
+    monkeypatch.setattr(faiss_store, "_connect", read_only_folder)
+    monkeypatch.setattr(faiss_store, "WRITE_RETRY_DELAYS", ())
+    store = FaissStore(tmp_path)
+    assert store.read_only
+    assert hit_ids(store.search(vectors[:1], 1)[0]) == [ids[0]]
+    store.block(["img0001"])
+    with pytest.raises(StoreUnavailableError, match=f"cannot write the store at {tmp_path}"):
+        store.persist()

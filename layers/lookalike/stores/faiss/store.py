@@ -81,9 +81,16 @@ CREATE INDEX IF NOT EXISTS regions_by_image ON regions (image_id);
 
 
 class StoreCorruptError(LookalikeError):
-    """The store's files disagree in a way no crash of ours can produce (edited or lost by hand)."""
+    """The store's files are damaged or disagree in a way no crash of ours can produce (edited,
+    truncated or lost by hand, a failing disk): nothing can be served from it until it is rebuilt."""
 
-    status = 500
+    status = 503
+
+
+def damaged(path: Path, what: str) -> StoreCorruptError:
+    return StoreCorruptError(
+        f"the store at {path} is damaged ({what}): remove it and rebuild it with `lookalike index DIR --store {path}`"
+    )
 
 
 class FaissStore:
@@ -105,14 +112,13 @@ class FaissStore:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path / files.META_FILENAME, isolation_level=None, check_same_thread=False, timeout=60
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._log = OperationLog(self._load(), self.path)
-        self._remove_orphans()
+        try:
+            self._db, self.read_only = _open_database(self.path / files.META_FILENAME)
+            self._log = OperationLog(self._load(), self.path)
+        except sqlite3.DatabaseError as error:
+            raise damaged(self.path, f"{files.META_FILENAME}: {error}") from error
+        if not self.read_only:
+            self._remove_orphans()
         if dim is not None:
             self._log.check_dim(dim)
             if self._state.dim is None:
@@ -344,6 +350,9 @@ class FaissStore:
         for score, faiss_id in zip(scores.tolist(), faiss_ids.tolist()):
             if faiss_id < 0:
                 break
+            if not -1.001 <= score <= 1.001:
+                # Cosines of unit vectors lie in [-1, 1]: a damaged index file yields anything.
+                raise damaged(self.path, f"its index scored a match {score:.3g}, outside a cosine's [-1, 1]")
             image_id = self._state.by_faiss_id[faiss_id]
             if image_id not in seen:
                 seen.add(image_id)
@@ -401,16 +410,19 @@ class FaissStore:
             if state.index_generation == 0:
                 state.index = new_index(state.dim, state.active) if state.dim is not None else None
                 return state
+            index_file = files.index_path(self.path, state.index_generation)
             try:
-                state.index = faiss.read_index(str(files.index_path(self.path, state.index_generation)))
-                return state
-            except RuntimeError:
+                state.index = faiss.read_index(str(index_file))
+            except RuntimeError as error:
                 # A writer committed a newer generation and removed this one's file after we
                 # read the rows: read again. Within our own write transaction that cannot happen.
-                if in_transaction or files.index_path(self.path, state.index_generation).exists():
-                    raise
-            time.sleep(0.01)
-        raise StoreCorruptError(f"the store at {self.path} names an index file that does not exist")
+                if in_transaction or index_file.exists():
+                    raise damaged(self.path, f"{index_file.name} cannot be read: {str(error).splitlines()[0]}") from error
+                time.sleep(0.01)
+                continue
+            _check_index(state, index_file, self.path)
+            return state
+        raise damaged(self.path, "it names an index file that does not exist")
 
     def _read_rows(self, in_transaction: bool) -> StoreState:
         if not in_transaction:
@@ -545,6 +557,47 @@ class FaissStore:
     def _read_index_generation(self) -> int:
         row = self._db.execute("SELECT value FROM settings WHERE key = 'index_generation'").fetchone()
         return int(row[0]) if row else 0
+
+
+def _open_database(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """The store's database, and whether it could only be opened read-only.
+
+    A read-only folder or database must still serve searches, but WAL wants to create its -wal
+    and -shm files beside the database: read-only, SQLite opens it as `mode=ro` where those can
+    be read, and as `immutable` (no journal at all: nobody can write to it) where they cannot.
+    """
+    for uri in (f"file:{path}", f"file:{path}?mode=ro", f"file:{path}?immutable=1"):
+        db = None
+        try:
+            db = _connect(uri)
+            if uri.endswith(path.name):
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(SCHEMA)
+            else:
+                db.execute("SELECT COUNT(*) FROM settings").fetchone()
+            return db, uri != f"file:{path}"
+        except sqlite3.OperationalError as error:
+            if db is not None:
+                db.close()
+            if _write_fault(error) is None:
+                raise
+    raise sqlite3.OperationalError(f"unable to open {path}")
+
+
+def _connect(uri: str) -> sqlite3.Connection:
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=60)
+
+
+def _check_index(state: StoreState, index_file: Path, store_path: Path) -> None:
+    """The cheap guard against a damaged index file: it holds exactly the vectors the rows name.
+    (It does not catch bytes changed in place; the score check in search catches the worst.)"""
+    expected = len(state.by_faiss_id) + (len(state.tombstones) if state.active and state.active.name != "flat" else 0)
+    if state.index.ntotal != expected or (state.dim is not None and state.index.d != state.dim):
+        raise damaged(
+            store_path, f"{index_file.name} holds {state.index.ntotal} vectors of {state.index.d} dimensions, "
+            f"the database {expected} of {state.dim}"
+        )
 
 
 def _write_fault(error: Exception) -> str | None:
