@@ -236,3 +236,39 @@ def test_search_refuses_a_store_that_does_not_exist(env, capsys):
     assert main(["search", "--json", "--store", str(env / "typo"), str(query)]) == 2
     assert "no store at" in capsys.readouterr().err
     assert not (env / "typo").exists()
+
+
+def test_index_reports_a_file_name_that_is_not_utf8_and_indexes_the_rest(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    with open(bytes(root) + b"/bad\xff.jpg", "wb") as bad_file:
+        bad_file.write(encode(photo("coffee")))
+    status, err = index(capsys, root)
+    assert status == 0, err
+    assert "indexed 7, unchanged 0, removed 0, failed 1" in err
+    assert "not valid UTF-8" in err
+
+
+def test_index_of_another_folder_into_a_store_is_refused_and_changes_nothing(env, capsys):
+    first, second = env / "first", env / "second"
+    write_gallery(first)
+    (second / "only").mkdir(parents=True)
+    (second / "only" / "one.jpg").write_bytes(encode(photo("coffee")))
+    assert index(capsys, first)[0] == 0
+    status, err = index(capsys, second)
+    assert status == 2
+    assert err.strip().splitlines()[-1].startswith(f"lookalike: the store at {env / 'default-store'} holds the gallery folder {first}")
+    assert "Traceback" not in err
+    assert index(capsys, first)[1].splitlines()[-1].startswith("indexed 0, unchanged 7, removed 0")
+
+
+def test_search_of_a_damaged_store_is_one_line_naming_the_repair(env, capsys):
+    root = env / "gallery"
+    write_gallery(root)
+    assert index(capsys, root)[0] == 0
+    (index_file,) = (env / "default-store").glob("index-*.faiss")
+    index_file.write_bytes(index_file.read_bytes()[:100])
+    assert main(["search", str(root / "cats" / "chelsea.JPEG")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lookalike: the store at {env / 'default-store'} is damaged"), err
+    assert "lookalike index DIR --store" in err and len(err.strip().splitlines()) == 1

@@ -1,7 +1,9 @@
 """The embedded FAISS store on random unit vectors: the VectorStore contract, tombstones and
 compaction, filters, concurrent writers, and crashes mid-commit (a writer SIGKILLed)."""
 
+import errno
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -16,11 +18,11 @@ import pytest
 from lookalike import knn
 from lookalike.errors import InvalidParameterError
 from lookalike.knn import KnnMethod
-from lookalike.stores.base import Hit, ModelVersionMismatchError
+from lookalike.stores.base import Hit, ModelVersionMismatchError, StoreUnavailableError
 from lookalike.stores.faiss import FaissStore
 from lookalike.stores.faiss import store as faiss_store
 from lookalike.stores.faiss.files import META_FILENAME
-from lookalike.stores.faiss.store import COMPACT_FRACTION, PARALLEL_QUERIES
+from lookalike.stores.faiss.store import COMPACT_FRACTION, PARALLEL_QUERIES, StoreCorruptError
 
 DIM = 32
 METHODS = ["flat", "hnsw"]
@@ -557,3 +559,174 @@ def test_writers_killed_at_random_moments_leave_a_consistent_committed_generatio
         assert matches, f"after a kill the store matches no committed round near {reported_last}"
         last = matches[0]
     assert last > 6, "the writers committed almost nothing; the kills did not exercise mid-commit states"
+
+
+# -- ids no store can hold ---------------------------------------------------------------------------
+
+# How Python spells the file name b"bad\xff.png": the byte that is not UTF-8 as a surrogate escape.
+UNDECODABLE_ID = b"bad\xff.png".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("write", ["upsert", "delete", "block", "unblock"])
+def test_an_id_that_is_not_utf8_is_refused_and_the_other_writes_still_commit(tmp_path, write):
+    store = FaissStore(tmp_path)
+    ids, _ = fill(store, 3)
+    with pytest.raises(InvalidParameterError, match="not valid UTF-8"):
+        if write == "upsert":
+            store.upsert(["good", UNDECODABLE_ID], unit_rows(2, seed=1), ["h1", "h2"])
+        else:
+            getattr(store, write)([UNDECODABLE_ID])
+    store.block(["img0000"])
+    store.persist()
+    reopened = FaissStore(tmp_path)
+    assert sorted(reopened.content_hashes()) == ids
+    assert reopened.blocked() == {"img0000"}
+
+
+def test_a_tag_that_is_not_utf8_is_refused(tmp_path):
+    store = FaissStore(tmp_path)
+    with pytest.raises(InvalidParameterError, match="a tag"):
+        store.upsert(["a"], unit_rows(1), ["h"], [{"colour": "\ud800"}])
+    store.persist()
+    assert FaissStore(tmp_path).count() == 0
+
+
+# -- a disk that refuses writes --------------------------------------------------------------------
+
+
+def test_a_full_database_keeps_the_writes_pending_and_the_committed_store_intact(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(faiss_store, "WRITE_RETRY_DELAYS", (0, 0))
+    store = FaissStore(tmp_path)
+    ids, _ = fill(store, 3)
+    store.persist()
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own 'database or disk is full'
+    more, _ = fill(store, 200, seed=1, prefix="more")
+
+    with pytest.raises(StoreUnavailableError, match="database or disk is full"):
+        store.persist()
+    assert caplog.text.count("trying again") == 2
+    assert sorted(FaissStore(tmp_path).content_hashes()) == ids
+
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    store.persist()
+    assert sorted(FaissStore(tmp_path).content_hashes()) == ids + more
+
+
+def test_a_passing_disk_fault_is_retried_until_the_commit_succeeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(faiss_store, "WRITE_RETRY_DELAYS", (0, 0, 0))
+    install_index = faiss_store.files.install_index
+    faults = [OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EIO, "Input/output error")]
+
+    def failing_twice(*args):
+        if faults:
+            raise faults.pop(0)
+        install_index(*args)
+
+    monkeypatch.setattr(faiss_store.files, "install_index", failing_twice)
+    store = FaissStore(tmp_path)
+    ids, _ = fill(store, 3)
+    store.persist()
+    assert not faults
+    assert sorted(FaissStore(tmp_path).content_hashes()) == ids
+
+
+def test_a_fault_that_is_not_the_disks_is_not_retried(tmp_path, monkeypatch):
+    calls = []
+
+    def broken(*args):
+        calls.append(args)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(faiss_store.files, "install_index", broken)
+    store = FaissStore(tmp_path)
+    fill(store, 3)
+    with pytest.raises(RuntimeError, match="a bug"):
+        store.persist()
+    assert len(calls) == 1
+
+
+# -- damaged and read-only stores --------------------------------------------------------------------
+
+REPAIR = "remove it and rebuild it with `lookalike index DIR --store"
+
+
+def committed_store(path, method="flat") -> tuple[list[str], np.ndarray]:
+    store = FaissStore(path, method=method)
+    ids, vectors = fill(store, 50)
+    store.persist()
+    store.close()
+    return ids, vectors
+
+
+def index_file(path):
+    (found,) = path.glob("index-*.faiss")
+    return found
+
+
+@pytest.mark.parametrize("size", [0, 0.5])
+def test_a_truncated_index_file_is_reported_as_damaged_with_the_repair(tmp_path, size):
+    committed_store(tmp_path)
+    data = index_file(tmp_path).read_bytes()
+    index_file(tmp_path).write_bytes(data[: int(len(data) * size)])
+    with pytest.raises(StoreCorruptError, match=f"the store at {tmp_path} is damaged .*{re.escape(REPAIR)}") as raised:
+        FaissStore(tmp_path)
+    assert raised.value.status == 503
+
+
+def test_a_missing_index_file_names_the_repair(tmp_path):
+    committed_store(tmp_path)
+    index_file(tmp_path).unlink()
+    with pytest.raises(StoreCorruptError, match=re.escape(REPAIR)):
+        FaissStore(tmp_path)
+
+
+def test_an_index_file_holding_other_vectors_than_the_database_is_damaged(tmp_path):
+    committed_store(tmp_path)
+    with sqlite3.connect(tmp_path / META_FILENAME) as db:
+        db.execute("DELETE FROM images WHERE id = 'img0000'")
+    with pytest.raises(StoreCorruptError, match="holds 50 vectors of 32 dimensions, the database 49 of 32"):
+        FaissStore(tmp_path)
+
+
+def test_scores_from_an_index_overwritten_in_place_are_never_returned(tmp_path):
+    ids, vectors = committed_store(tmp_path)
+    path = index_file(tmp_path)
+    data = bytearray(path.read_bytes())
+    vector_bytes = vectors.size * 4
+    start = data.find(vectors[0].tobytes())
+    data[start : start + vector_bytes] = np.full(vectors.size, 3e37, np.float32).tobytes()
+    path.write_bytes(bytes(data))
+    store = FaissStore(tmp_path)
+    with pytest.raises(StoreCorruptError, match="scored a match -?3.*e\\+37, outside a cosine's"):
+        store.search(vectors[:1], 5)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header"])
+def test_a_damaged_database_is_reported_with_the_repair(tmp_path, damage):
+    committed_store(tmp_path)
+    meta = tmp_path / META_FILENAME
+    data = meta.read_bytes()
+    meta.write_bytes(data[:100] if damage == "truncated" else b"\0" * 100 + data[100:])
+    with pytest.raises(StoreCorruptError, match=f"{META_FILENAME}: .*{re.escape(REPAIR)}"):
+        FaissStore(tmp_path).search(unit_rows(1), 3)
+
+
+def test_a_store_that_cannot_be_written_is_opened_read_only_and_still_searched(tmp_path, monkeypatch):
+    """What a read-only folder does (root ignores permissions, so SQLite's refusal is played here)."""
+    ids, vectors = committed_store(tmp_path)
+    connect = faiss_store._connect
+
+    def read_only_folder(uri):
+        if "immutable=1" not in uri:
+            raise sqlite3.OperationalError("unable to open database file")
+        return connect(uri)
+
+    monkeypatch.setattr(faiss_store, "_connect", read_only_folder)
+    monkeypatch.setattr(faiss_store, "WRITE_RETRY_DELAYS", ())
+    store = FaissStore(tmp_path)
+    assert store.read_only
+    assert hit_ids(store.search(vectors[:1], 1)[0]) == [ids[0]]
+    store.block(["img0001"])
+    with pytest.raises(StoreUnavailableError, match=f"cannot write the store at {tmp_path}"):
+        store.persist()

@@ -1,7 +1,9 @@
 """The HTTP routes on API Gateway HTTP API (payload 2.0) events, as the search Lambda receives
 them, over real photos, the real model and a real FAISS store."""
 
+import errno
 import json
+import os
 
 import pytest
 from PIL import Image
@@ -13,6 +15,8 @@ from lookalike.http.admission import MAX_REQUEST_BYTES
 from lookalike.http.app import create_app
 from lookalike.http.search_routes import MAX_K
 from lookalike.search import SearchService
+from lookalike.stores.faiss import FaissStore
+from lookalike.stores.faiss import store as faiss_store
 from tests.support.photos import encode, photo
 
 
@@ -262,3 +266,23 @@ def test_a_bug_of_ours_is_a_generic_500(gallery, embedder):
     reply = call(app, "GET", "/health")
     assert reply.status == 500
     assert reply.json() == {"error": {"status": 500, "message": "internal error"}}
+
+
+def test_a_block_the_disk_refuses_answers_503_and_never_takes_effect(tmp_path, embedder, monkeypatch):
+    service, source, _ = index_gallery(tmp_path / "gallery", tmp_path / "store", embedder)
+    app = create_app(service, source)
+    monkeypatch.setattr(faiss_store, "WRITE_RETRY_DELAYS", (0, 0))
+    monkeypatch.setattr(service.store, "_write_generation", _disk_full)
+
+    refused = call(app, "PUT", "/blocklist/cats%2Fchelsea.JPEG")
+    assert refused.status == 503, refused.body
+    assert "No space left on device" in refused.json()["error"]["message"]
+    assert call(app, "GET", "/blocklist").json() == {"ids": []}
+
+    monkeypatch.undo()
+    call(app, "PUT", "/blocklist/coffee")
+    assert FaissStore(tmp_path / "store").blocked() == {"coffee"}
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

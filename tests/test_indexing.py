@@ -250,3 +250,19 @@ def test_progress_is_reported_before_the_first_batch_and_after_each(gallery, sou
     reported.clear()
     indexer.update(["coffee", "hubble.jpg"], on_progress=lambda done, total: reported.append((done, total)))
     assert reported == [(0, 2), (2, 2)]
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_as_failed_and_the_others_indexed(gallery, source, store, embedder):
+    """S3 keys are always UTF-8; a local name of other bytes is refused, never renamed (two names could meet)."""
+    bad_name = b"bad\xff.jpg"
+    with open(bytes(source.root) + b"/" + bad_name, "wb") as bad_file:
+        bad_file.write(gallery["astronaut.jpg"].read_bytes())
+    bad_key = bad_name.decode("utf-8", "surrogateescape")
+
+    report = Indexer(source, embedder, store, batch_size=4).sync()
+
+    assert sorted(report.indexed) == sorted(gallery)
+    assert report.failed[bad_key].startswith("cannot be stored: the name "), report.failed
+    assert "not valid UTF-8" in report.failed[bad_key]
+    assert sorted(FaissStore(store.path).content_hashes()) == sorted(gallery)
+    assert Indexer(source, embedder, store).remove([bad_key]).removed == []

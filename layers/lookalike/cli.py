@@ -169,10 +169,10 @@ def _index(args: argparse.Namespace) -> int:
     store = _store(args, method=args.method)
     source = FolderSource(args.dir)
     regions = _regions(args, GalleryRecord.read(store.path))
+    GalleryRecord(source.root, regions).claim(store.path)
     indexer = Indexer(source, _embedder(args), store, regions=regions)
     with progress_bar() as on_progress:
         report = indexer.sync(on_progress=on_progress)
-    GalleryRecord(source.root, regions).write(store.path)
     print(report.summary(), file=sys.stderr)
     return 0
 
@@ -247,11 +247,11 @@ def _serve(args: argparse.Namespace) -> int:
         from lookalike.watch import FolderWatcher
 
         regions = _regions(args, record)
+        GalleryRecord(source.root, regions).claim(store.path)
         indexer = Indexer(source, embedder, store, regions=regions)
         with progress_bar() as on_progress:
             report = indexer.sync(on_progress=on_progress)
         print(report.summary(), file=sys.stderr)
-        GalleryRecord(source.root, regions).write(store.path)
         watcher = FolderWatcher(source, indexer)
         watcher.start()
     proposer = Proposer(embedder) if embedder.has_activation_maps else None

@@ -6,6 +6,9 @@ bytes (content hash) and tags are both unchanged is skipped, and removing an id 
 already does nothing. A change of tags alone re-indexes the image: tags filter searches, so a
 stale tag would show or hide it wrongly.
 
+A key no store can hold (a file name whose bytes are not UTF-8) is recorded as failed and left
+out before anything reaches the store: one such file must not fail the commit of the others.
+
 With `regions=True` each image also gets region vectors: its suggested fragments (boxes from the
 same forward pass's activation map, lookalike.proposals), cropped and embedded, so that a query
 showing one object finds the photos where that object is only a part. Unchanged images are
@@ -27,7 +30,7 @@ from lookalike.errors import LookalikeError, NotFoundError
 from lookalike.images import SNIFF_BYTES, is_image, load_image
 from lookalike.proposals import propose
 from lookalike.sources import ImageSource
-from lookalike.stores.base import MAX_REGIONS, StoredImage, VectorStore
+from lookalike.stores.base import MAX_REGIONS, StoredImage, VectorStore, unstorable_reason
 
 # Committing every few hundred images bounds the work a crash can lose to one batch: a re-run
 # skips everything committed before it.
@@ -54,7 +57,11 @@ class IndexReport:
             f"indexed {len(self.indexed)}, unchanged {len(self.unchanged)}, removed {len(self.removed)}, "
             f"failed {len(self.failed)}, not images {len(self.not_images)}"
         ]
-        lines += [f"  failed {key}: {reason}" for key, reason in sorted(self.failed.items())]
+        # A key that is not UTF-8 is printed escaped: a strict stream (a pipe, a log) would refuse it.
+        lines += [
+            f"  failed {key.encode('utf-8', 'backslashreplace').decode()}: {reason}"
+            for key, reason in sorted(self.failed.items())
+        ]
         return "\n".join(lines)
 
 
@@ -93,6 +100,7 @@ class Indexer:
     ) -> IndexReport:
         """Index these keys (new or changed); keys whose file vanished are removed."""
         report = report or IndexReport()
+        keys = self._storable(keys, report)
         if on_progress:
             on_progress(0, len(keys))
         pending = 0
@@ -112,12 +120,25 @@ class Indexer:
 
     def remove(self, keys: Iterable[str], report: IndexReport | None = None) -> IndexReport:
         report = report or IndexReport()
-        keys = list(keys)
+        # A key no store can hold was never stored: there is nothing to remove.
+        keys = [key for key in keys if unstorable_reason(key) is None]
         if keys:
             self.store.delete(keys)
             self.store.persist()
             report.removed.extend(keys)
         return report
+
+    @staticmethod
+    def _storable(keys: Sequence[str], report: IndexReport) -> list[str]:
+        """The keys a store can hold; the others go to `report.failed` with the reason."""
+        storable = []
+        for key in keys:
+            reason = unstorable_reason(key)
+            if reason is None:
+                storable.append(key)
+            else:
+                report.failed[key] = f"cannot be stored: the name {reason}"
+        return storable
 
     def _update_batch(self, keys: Sequence[str], known: dict[str, StoredImage], report: IndexReport) -> int:
         ready: dict[str, tuple[str, object]] = {}

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from lookalike.stores.base import VectorStore
+from lookalike.stores.base import StoreUnavailableError, VectorStore
 
 logger = Logger()
 
@@ -96,8 +96,16 @@ def _add_block_list_routes(app: APIGatewayHttpResolver, store: VectorStore) -> N
 
 
 def _set_blocked(store: VectorStore, image_id: str, *, blocked: bool) -> BlockEntry:
+    """A change the store could not commit (503) is undone in memory too: it answered a failure,
+    so it must not take effect at the store's next commit."""
+    was_blocked = image_id in store.blocked()
     (store.block if blocked else store.unblock)([image_id])
-    store.persist()
+    try:
+        store.persist()
+    except StoreUnavailableError:
+        if was_blocked != blocked:
+            (store.block if was_blocked else store.unblock)([image_id])
+        raise
     logger.info("block list changed", extra={"id": image_id, "blocked": blocked})
     return BlockEntry(id=image_id, blocked=blocked)
 

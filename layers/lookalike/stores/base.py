@@ -38,6 +38,13 @@ class ModelVersionMismatchError(LookalikeError):
     status = 409
 
 
+class StoreUnavailableError(LookalikeError):
+    """The store's disk or service refuses writes (full, read-only): the request was fine, the
+    write did not happen, and the same request can succeed later."""
+
+    status = 503
+
+
 class VectorStore(Protocol):
     dim: int | None
     model_version: str | None
@@ -86,6 +93,33 @@ class VectorStore(Protocol):
         """One atomic commit of everything since the last."""
 
 
+def unstorable_reason(text: object) -> str | None:
+    """Why `text` cannot be an id, tag or block list entry; None when it can.
+
+    Every backend keeps ids as UTF-8 (SQLite, OpenSearch, S3 keys), and Python spells a file name
+    whose bytes are not UTF-8 with surrogate escapes, which no UTF-8 encoder accepts: such an id
+    must be refused before it reaches a store, where it would fail the whole commit. Re-spelling
+    it (replacement characters, a hex escape) could give two files one id, so it is not renamed.
+    """
+    if not isinstance(text, str) or not text:
+        return f"must be a non-empty string, got {text!r}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{text!r} is not valid UTF-8 (a file name with bytes of another encoding?): rename it"
+    return None
+
+
+def check_ids(ids: Sequence[str]) -> list[str]:
+    """The ids as a list, or InvalidParameterError naming the first one no store can hold."""
+    ids = list(ids)
+    for image_id in ids:
+        reason = unstorable_reason(image_id)
+        if reason is not None:
+            raise InvalidParameterError(f"an id {reason}")
+    return ids
+
+
 def unit_rows(rows: np.ndarray, what: str, dim: int | None = None) -> np.ndarray:
     """(n, dim) float32 rows scaled to unit length, so that inner products are cosines."""
     rows = np.asarray(rows, dtype=np.float32)
@@ -120,7 +154,7 @@ def upsert_batch(
     regions: Sequence[np.ndarray | None] | None = None,
 ) -> UpsertBatch:
     """`VectorStore.upsert`'s arguments checked and normalized; the store checks the dimension."""
-    ids = list(ids)
+    ids = check_ids(ids)
     tags = [dict(t) for t in tags] if tags is not None else [{} for _ in ids]
     regions = list(regions) if regions is not None else [None] * len(ids)
     vectors = unit_rows(vectors, "vectors")
@@ -129,12 +163,13 @@ def upsert_batch(
             f"upsert needs one vector, content hash and tag set per id: got {len(ids)} ids, "
             f"{len(vectors)} vectors, {len(content_hashes)} hashes, {len(tags)} tag sets, {len(regions)} region sets"
         )
-    for image_id in ids:
-        if not isinstance(image_id, str) or not image_id:
-            raise InvalidParameterError(f"ids must be non-empty strings, got {image_id!r}")
     for tag_set in tags:
         if not all(isinstance(key, str) and isinstance(value, str) for key, value in tag_set.items()):
             raise InvalidParameterError(f"tags must map strings to strings, got {tag_set!r}")
+        for text in (*tag_set, *tag_set.values()):
+            reason = unstorable_reason(text) if text else None
+            if reason is not None:
+                raise InvalidParameterError(f"a tag {reason}")
     dim = vectors.shape[1]
     none = np.zeros((0, dim), np.float32)
     region_rows = [none if rows is None else unit_rows(rows, "region vectors", dim) for rows in regions]

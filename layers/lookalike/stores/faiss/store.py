@@ -13,8 +13,11 @@ own FAISS id mapped back to the image. Search asks FAISS for k * (1 + MAX_REGION
 the store holds any region, enough for k distinct images, and keeps each image's best score.
 """
 
+import errno
+import logging
 import sqlite3
 import threading
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +29,15 @@ import numpy as np
 from lookalike import knn
 from lookalike.errors import InvalidParameterError, LookalikeError
 from lookalike.knn import AUTO, KnnMethod, resolve_method
-from lookalike.stores.base import MAX_REGIONS, Hit, StoredImage, unit_rows, upsert_batch
+from lookalike.stores.base import (
+    MAX_REGIONS,
+    Hit,
+    StoredImage,
+    StoreUnavailableError,
+    check_ids,
+    unit_rows,
+    upsert_batch,
+)
 from lookalike.stores.faiss import files
 from lookalike.stores.faiss.oplog import ImageRecord, OperationLog, StoreState, new_index
 
@@ -40,6 +51,21 @@ LOAD_ATTEMPTS = 20
 # cost more than the scan and slow onnxruntime beside them (`python -m lab bench search_latency`, 10k gallery,
 # idle machine: whole search p50 24 -> 15 ms, p99 60 -> 17 ms).
 PARALLEL_QUERIES = 16
+# A commit the disk refuses (full, read-only, I/O error) is tried again after each of these pauses,
+# then given up with StoreUnavailableError: a moment of pressure (a log rotated, a snapshot being
+# deleted) passes, a full disk does not, and a request should not wait long to hear so.
+WRITE_RETRY_DELAYS = (0.1, 0.5, 2.0)
+# What the OS and SQLite say when the disk, not the data, refuses a write.
+WRITE_FAULT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+WRITE_FAULT_MESSAGES = (
+    "database or disk is full",
+    "readonly database",
+    "disk i/o error",
+    "unable to open database file",
+    *(os.strerror(number).lower() for number in WRITE_FAULT_ERRNOS),
+)
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT);
@@ -55,9 +81,16 @@ CREATE INDEX IF NOT EXISTS regions_by_image ON regions (image_id);
 
 
 class StoreCorruptError(LookalikeError):
-    """The store's files disagree in a way no crash of ours can produce (edited or lost by hand)."""
+    """The store's files are damaged or disagree in a way no crash of ours can produce (edited,
+    truncated or lost by hand, a failing disk): nothing can be served from it until it is rebuilt."""
 
-    status = 500
+    status = 503
+
+
+def damaged(path: Path, what: str) -> StoreCorruptError:
+    return StoreCorruptError(
+        f"the store at {path} is damaged ({what}): remove it and rebuild it with `lookalike index DIR --store {path}`"
+    )
 
 
 class FaissStore:
@@ -79,14 +112,13 @@ class FaissStore:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path / files.META_FILENAME, isolation_level=None, check_same_thread=False, timeout=60
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._log = OperationLog(self._load(), self.path)
-        self._remove_orphans()
+        try:
+            self._db, self.read_only = _open_database(self.path / files.META_FILENAME)
+            self._log = OperationLog(self._load(), self.path)
+        except sqlite3.DatabaseError as error:
+            raise damaged(self.path, f"{files.META_FILENAME}: {error}") from error
+        if not self.read_only:
+            self._remove_orphans()
         if dim is not None:
             self._log.check_dim(dim)
             if self._state.dim is None:
@@ -134,7 +166,7 @@ class FaissStore:
         self._record_op(("upsert", batch.ids, batch.vectors, batch.content_hashes, batch.tags, batch.regions))
 
     def delete(self, ids: Sequence[str]) -> None:
-        self._record_op(("delete", list(ids)))
+        self._record_op(("delete", check_ids(ids)))
 
     def get(self, ids: Sequence[str]) -> list[StoredImage | None]:
         with self._lock:
@@ -204,10 +236,10 @@ class FaissStore:
             return sorted(self._state.by_hash.get(content_hash, ()))
 
     def block(self, ids: Sequence[str]) -> None:
-        self._record_op(("block", list(ids)))
+        self._record_op(("block", check_ids(ids)))
 
     def unblock(self, ids: Sequence[str]) -> None:
-        self._record_op(("unblock", list(ids)))
+        self._record_op(("unblock", check_ids(ids)))
 
     def blocked(self) -> set[str]:
         with self._lock:
@@ -237,6 +269,26 @@ class FaissStore:
             return True
 
     def persist(self) -> None:
+        """Commit this instance's writes. A write the disk refuses is retried after each of
+        WRITE_RETRY_DELAYS, then StoreUnavailableError: the writes stay pending (the next `persist`
+        tries them again) and the committed store is as it was."""
+        for delay in (*WRITE_RETRY_DELAYS, None):
+            try:
+                self._commit()
+                return
+            except (OSError, sqlite3.OperationalError, RuntimeError) as error:
+                fault = _write_fault(error)
+                if fault is None:
+                    raise
+                if delay is None:
+                    raise StoreUnavailableError(
+                        f"cannot write the store at {self.path}: {fault}; nothing was changed, "
+                        f"and the same write can succeed once the disk takes writes again"
+                    ) from error
+                logger.warning("cannot write the store at %s (%s): trying again in %.1f s", self.path, fault, delay)
+                time.sleep(delay)
+
+    def _commit(self) -> None:
         with self._lock:
             if not self._log.operations and not self._needs_rebuild():
                 return
@@ -248,7 +300,8 @@ class FaissStore:
                     rebuilt = self._write_generation()
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # a COMMIT that failed may have ended it already
+                        self._db.execute("ROLLBACK")
                     self._state.generation = -1  # memory may hold half a replay: reload next time
                     raise
                 if rebuilt is not None:
@@ -297,6 +350,9 @@ class FaissStore:
         for score, faiss_id in zip(scores.tolist(), faiss_ids.tolist()):
             if faiss_id < 0:
                 break
+            if not -1.001 <= score <= 1.001:
+                # Cosines of unit vectors lie in [-1, 1]: a damaged index file yields anything.
+                raise damaged(self.path, f"its index scored a match {score:.3g}, outside a cosine's [-1, 1]")
             image_id = self._state.by_faiss_id[faiss_id]
             if image_id not in seen:
                 seen.add(image_id)
@@ -354,16 +410,19 @@ class FaissStore:
             if state.index_generation == 0:
                 state.index = new_index(state.dim, state.active) if state.dim is not None else None
                 return state
+            index_file = files.index_path(self.path, state.index_generation)
             try:
-                state.index = faiss.read_index(str(files.index_path(self.path, state.index_generation)))
-                return state
-            except RuntimeError:
+                state.index = faiss.read_index(str(index_file))
+            except RuntimeError as error:
                 # A writer committed a newer generation and removed this one's file after we
                 # read the rows: read again. Within our own write transaction that cannot happen.
-                if in_transaction or files.index_path(self.path, state.index_generation).exists():
-                    raise
-            time.sleep(0.01)
-        raise StoreCorruptError(f"the store at {self.path} names an index file that does not exist")
+                if in_transaction or index_file.exists():
+                    raise damaged(self.path, f"{index_file.name} cannot be read: {str(error).splitlines()[0]}") from error
+                time.sleep(0.01)
+                continue
+            _check_index(state, index_file, self.path)
+            return state
+        raise damaged(self.path, "it names an index file that does not exist")
 
     def _read_rows(self, in_transaction: bool) -> StoreState:
         if not in_transaction:
@@ -498,6 +557,55 @@ class FaissStore:
     def _read_index_generation(self) -> int:
         row = self._db.execute("SELECT value FROM settings WHERE key = 'index_generation'").fetchone()
         return int(row[0]) if row else 0
+
+
+def _open_database(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """The store's database, and whether it could only be opened read-only.
+
+    A read-only folder or database must still serve searches, but WAL wants to create its -wal
+    and -shm files beside the database: read-only, SQLite opens it as `mode=ro` where those can
+    be read, and as `immutable` (no journal at all: nobody can write to it) where they cannot.
+    """
+    for uri in (f"file:{path}", f"file:{path}?mode=ro", f"file:{path}?immutable=1"):
+        db = None
+        try:
+            db = _connect(uri)
+            if uri.endswith(path.name):
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(SCHEMA)
+            else:
+                db.execute("SELECT COUNT(*) FROM settings").fetchone()
+            return db, uri != f"file:{path}"
+        except sqlite3.OperationalError as error:
+            if db is not None:
+                db.close()
+            if _write_fault(error) is None:
+                raise
+    raise sqlite3.OperationalError(f"unable to open {path}")
+
+
+def _connect(uri: str) -> sqlite3.Connection:
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=60)
+
+
+def _check_index(state: StoreState, index_file: Path, store_path: Path) -> None:
+    """The cheap guard against a damaged index file: it holds exactly the vectors the rows name.
+    (It does not catch bytes changed in place; the score check in search catches the worst.)"""
+    expected = len(state.by_faiss_id) + (len(state.tombstones) if state.active and state.active.name != "flat" else 0)
+    if state.index.ntotal != expected or (state.dim is not None and state.index.d != state.dim):
+        raise damaged(
+            store_path, f"{index_file.name} holds {state.index.ntotal} vectors of {state.index.d} dimensions, "
+            f"the database {expected} of {state.dim}"
+        )
+
+
+def _write_fault(error: Exception) -> str | None:
+    """What refused the write when the disk did (full, read-only, failing); None for anything else."""
+    if isinstance(error, OSError):
+        return (error.strerror or str(error)) if error.errno in WRITE_FAULT_ERRNOS else None
+    message = str(error).lower()
+    return next((str(error) for fault in WRITE_FAULT_MESSAGES if fault in message), None)
 
 
 def _parse_method_setting(value: str) -> str | KnnMethod:

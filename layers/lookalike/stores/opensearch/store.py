@@ -40,6 +40,7 @@ from lookalike.stores.base import (
     MAX_REGIONS,
     Hit,
     ModelVersionMismatchError,
+    check_ids,
     StoredImage,
     unit_rows,
     upsert_batch,
@@ -154,7 +155,7 @@ class OpenSearchStore:
 
     def delete(self, ids: Sequence[str]) -> None:
         with self._lock:
-            self._pending.update(dict.fromkeys(ids))
+            self._pending.update(dict.fromkeys(check_ids(ids)))
 
     def get(self, ids: Sequence[str]) -> list[StoredImage | None]:
         ids = list(ids)
@@ -212,11 +213,11 @@ class OpenSearchStore:
 
     def block(self, ids: Sequence[str]) -> None:
         with self._lock:
-            self._pending_blocks.update(dict.fromkeys(ids, True))
+            self._pending_blocks.update(dict.fromkeys(check_ids(ids), True))
 
     def unblock(self, ids: Sequence[str]) -> None:
         with self._lock:
-            self._pending_blocks.update(dict.fromkeys(ids, False))
+            self._pending_blocks.update(dict.fromkeys(check_ids(ids), False))
 
     def blocked(self) -> set[str]:
         """The persisted block list as last read (see `refresh`), with this instance's changes."""
