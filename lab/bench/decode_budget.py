@@ -14,14 +14,12 @@ under `--target-ms`. `--quick` uses small images only (a smoke run, not a measur
 """
 
 import io
-import statistics
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from lab.bench import argument_parser
+from lab.bench import argument_parser, milliseconds
 from lookalike.images import FULL_DECODE_PIXELS, MAX_PIXELS, load_image, to_tensor
 
 INPUT_SIZE = 224
@@ -66,17 +64,8 @@ CASES: dict[str, tuple[Callable[[int], tuple[int, int]], Callable[[int, int], by
 }
 
 
-def query_cost_ms(data: bytes, repeats: int) -> float:
-    def work() -> None:
-        to_tensor(load_image(data, min_side=INPUT_SIZE, full_decode_pixels=MAX_PIXELS), INPUT_SIZE, MEAN, STD)
-
-    work()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+def query_cost(data: bytes) -> None:
+    to_tensor(load_image(data, min_side=INPUT_SIZE, full_decode_pixels=MAX_PIXELS), INPUT_SIZE, MEAN, STD)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -92,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for mp in megapixels:
             width, height = size_of(int(mp * 1_000_000))
             data = encode(width, height)
-            ms = query_cost_ms(data, args.repeats)
+            ms = milliseconds(lambda: query_cost(data), args.repeats)
             rate = ms / (width * height / 1e6)
             if not name.startswith("JPEG"):
                 worst[name] = max(worst.get(name, 0.0), rate)
