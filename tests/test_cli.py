@@ -14,6 +14,7 @@ import requests
 from PIL import Image
 
 from lookalike.cli import main
+from tests.support.models import write_bare_model
 from tests.support.photos import encode, photo, write_gallery
 
 BIN = Path(sys.executable).parent
@@ -272,3 +273,64 @@ def test_search_of_a_damaged_store_is_one_line_naming_the_repair(env, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"lookalike: the store at {env / 'default-store'} is damaged"), err
     assert "lookalike index DIR --store" in err and len(err.strip().splitlines()) == 1
+
+
+def indexed_store(env, capsys) -> Path:
+    root = env / "gallery"
+    root.mkdir()
+    (root / "coffee.jpg").write_bytes(encode(photo("coffee")))
+    assert index(capsys, root)[0] == 0
+    return env / "default-store"
+
+
+def test_search_of_a_fifo_or_a_device_is_one_error_line_per_query(env, capsys):
+    indexed_store(env, capsys)
+    fifo = env / "query.jpg"
+    os.mkfifo(fifo)
+    status, lines = search_json(capsys, str(fifo), "/dev/zero")
+    assert status == 1
+    assert [line["error"] for line in lines] == [
+        f"cannot read {fifo}: a FIFO, not a regular file",
+        "cannot read /dev/zero: a character device, not a regular file",
+    ]
+
+
+def test_search_of_a_query_file_over_the_cap_is_an_error_line(env, capsys, monkeypatch):
+    indexed_store(env, capsys)
+    query = env / "query.jpg"
+    query.write_bytes(encode(photo("rocket")))
+    monkeypatch.setattr("lookalike.cli.MAX_IMAGE_FILE_BYTES", query.stat().st_size - 1)
+    status, lines = search_json(capsys, str(query))
+    assert status == 1 and "cannot read" in lines[0]["error"] and "bytes, the most an image file may hold" in lines[0]["error"]
+
+
+@pytest.mark.parametrize("content", [b"just some words, not a model", b""])
+def test_a_model_that_is_not_onnx_is_a_one_line_error(env, capsys, content):
+    root = env / "gallery"
+    write_gallery(root)
+    model = env / "model.onnx"
+    model.write_bytes(content)
+    assert main(["index", str(root), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lookalike: --model {model} is not an ONNX model onnxruntime can load: ") and err.count("\n") == 1, err
+
+
+def test_a_model_without_lookalikes_metadata_is_a_one_line_error(env, capsys, tmp_path):
+    model = write_bare_model(tmp_path / "bare.onnx")
+    query = env / "query.png"
+    query.write_bytes(encode(photo("rocket"), "PNG"))
+    assert main(["search", str(query), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lookalike: --model {model} lacks the metadata Lookalike needs") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("command", ["index", "block"])
+def test_a_store_that_is_a_file_is_a_one_line_error(env, capsys, command):
+    root = env / "gallery"
+    write_gallery(root)
+    not_a_store = env / "store.txt"
+    not_a_store.write_text("a file")
+    argv = [command, str(root) if command == "index" else "coffee", "--store", str(not_a_store)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"lookalike: --store {not_a_store} is a file, not a store directory\n"
+    assert not_a_store.read_text() == "a file"

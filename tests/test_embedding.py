@@ -4,7 +4,8 @@ import numpy as np
 import onnx
 import pytest
 
-from lookalike.embedding import Embedder
+from lookalike.embedding import Embedder, InvalidModelError
+from tests.support.models import write_bare_model
 from tests.support.photos import PHOTOS, photo
 
 PHOTO_NAMES = sorted(PHOTOS)
@@ -54,16 +55,14 @@ def test_empty_input_gives_no_rows(embedder):
 
 
 def test_a_model_without_metadata_is_refused(tmp_path):
-    tensor = onnx.helper.make_tensor_value_info
-    graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Identity", ["pixels"], ["embedding"])],
-        "bare",
-        [tensor("pixels", onnx.TensorProto.FLOAT, ["n", 3])],
-        [tensor("embedding", onnx.TensorProto.FLOAT, ["n", 3])],
-    )
-    path = tmp_path / "bare.onnx"
-    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
     with pytest.raises(ValueError, match="model_export.export_onnx"):
+        Embedder(write_bare_model(tmp_path / "bare.onnx"))
+
+
+def test_a_file_that_is_not_onnx_is_an_invalid_model(tmp_path):
+    path = tmp_path / "notes.onnx"
+    path.write_text("not a protobuf")
+    with pytest.raises(InvalidModelError, match="is not an ONNX model onnxruntime can load"):
         Embedder(path)
 
 

@@ -6,9 +6,7 @@ Pillow's transpose table, so that a wrong mapping in either place shows up.
 """
 
 import io
-import struct
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from lookalike.errors import (
     NotAnImageError,
 )
 from lookalike.images import (
+    FULL_DECODE_PIXELS,
     MAX_PIXELS,
     MIN_BOX_SIDE,
     MIN_IMAGE_SIDE,
@@ -32,6 +31,7 @@ from lookalike.images import (
     load_image,
     to_tensor,
 )
+from tests.support.photos import png_header_only
 
 RED, GREEN, BLUE, WHITE, GREY = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (90, 90, 90)
 ORIENTATION_TAG = 0x0112
@@ -87,16 +87,6 @@ def with_orientation(displayed: np.ndarray, orientation: int, fmt: str = "JPEG",
     exif = Image.Exif()
     exif[ORIENTATION_TAG] = orientation
     return encode(Image.fromarray(stored), fmt, exif=exif.tobytes(), **options)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims `width` x `height` pixels and holds none: a bomb's header, built cheaply."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 # ---------------------------------------------------------------- formats
@@ -613,3 +603,36 @@ def test_decode_errors_do_not_leak_object_addresses():
     with pytest.raises(NotAnImageError) as error:
         load_image(b"\xff\xd8\xff" + b"junk" * 50)
     assert "0x" not in str(error.value) and "BytesIO" not in str(error.value)
+
+
+# ---------------------------------------------------------------- the full-decode budget
+
+
+@pytest.mark.parametrize("size", [(8, 6_000_000), (7000, 7000), (FULL_DECODE_PIXELS // 8 + 1, 8)])
+def test_a_format_decoded_in_full_is_refused_above_the_budget_from_its_header(size):
+    with pytest.raises(ImageTooLargeError, match=f"up to {FULL_DECODE_PIXELS:,} pixels") as raised:
+        load_image(png_header_only(*size), full_decode_pixels=FULL_DECODE_PIXELS)
+    assert raised.value.status == 413
+
+
+def test_the_budget_itself_is_allowed_through_to_decoding():
+    width = 4000
+    with pytest.raises(NotAnImageError):
+        load_image(png_header_only(width, FULL_DECODE_PIXELS // width), full_decode_pixels=FULL_DECODE_PIXELS)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP", "GIF", "BMP"])
+def test_every_format_without_reduced_decoding_is_held_to_the_budget(fmt):
+    data = encode(Image.new("RGB", (64, 64), RED), fmt)
+    assert load_image(data, full_decode_pixels=64 * 64).size == (64, 64)
+    with pytest.raises(ImageTooLargeError, match=fmt):
+        load_image(data, full_decode_pixels=64 * 64 - 1)
+
+
+def test_jpegs_keep_reduced_decoding_above_the_budget():
+    data = encode(Image.new("RGB", (640, 480), RED), "JPEG")
+    assert load_image(data, min_side=80, full_decode_pixels=100).size == (160, 120)
+
+
+def test_without_a_budget_the_pixel_limit_alone_applies():
+    assert load_image(encode(Image.new("RGB", (64, 64), RED), "PNG")).size == (64, 64)

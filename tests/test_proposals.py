@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.images import MIN_BOX_SIDE, CropBox, load_image
+from lookalike.errors import ImageTooLargeError
+from lookalike.images import FULL_DECODE_PIXELS, MIN_BOX_SIDE, CropBox, load_image
 from lookalike import proposals
 from lookalike.proposals import MAX_PROPOSALS, NMS_IOU, Proposer, iou, propose
-from tests.support.photos import encode, photo
+from tests.support.photos import encode, photo, png_header_only
 
 
 def blob_map(*centres: tuple[float, float], size: int = 7, spread: float = 0.6) -> np.ndarray:
@@ -157,3 +158,8 @@ def test_a_big_photo_is_decoded_reduced_and_boxes_stay_in_full_resolution_pixels
     (full_map,) = embedder.activation_maps([load_image(data)])  # what a full-size decode proposes
     full = propose(full_map, *big.size)
     assert iou(found.proposals[0].box, full[0].box) >= 0.8, "the reduced decode moved the best box"
+
+
+def test_an_image_over_the_full_decode_budget_gets_no_proposals_but_a_413(proposer):
+    with pytest.raises(ImageTooLargeError, match=f"up to {FULL_DECODE_PIXELS:,} pixels"):
+        proposer.propose(png_header_only(7000, 7000))

@@ -3,15 +3,15 @@
 import pytest
 from PIL import Image
 
-from lookalike.errors import InvalidParameterError, NotAnImageError
-from lookalike.images import CropBox
+from lookalike.errors import ImageTooLargeError, InvalidParameterError, NotAnImageError
+from lookalike.images import FULL_DECODE_PIXELS, CropBox
 from lookalike.indexing import Indexer
 from lookalike.ranking import RankingPolicy
 from lookalike.search import Query, SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.base import ModelVersionMismatchError
 from lookalike.stores.faiss import FaissStore
-from tests.support.photos import encode, photo, write_gallery
+from tests.support.photos import encode, photo, png_header_only, write_gallery
 
 
 @pytest.fixture
@@ -129,3 +129,10 @@ def test_a_store_of_another_model_is_refused_before_any_query(tmp_path, embedder
         store.persist()
         with pytest.raises(ModelVersionMismatchError, match="another-model"):
             SearchService(embedder, store)
+
+
+def test_a_query_over_the_full_decode_budget_is_refused_before_decoding(gallery, embedder):
+    _, store = gallery
+    tall = Query(png_header_only(8, 6_000_000))  # 48 MP: under the pixel limit, over the budget
+    with pytest.raises(ImageTooLargeError, match=f"up to {FULL_DECODE_PIXELS:,} pixels"):
+        SearchService(embedder, store).search_one(tall)

@@ -11,13 +11,12 @@ and how far apart the two paths' best boxes are (IoU).
 """
 
 import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import interior_photos
 
-from lab.bench import argument_parser
+from lab.bench import argument_parser, milliseconds
 from lookalike.paths import default_model_path
 from lookalike.embedding import Embedder
 from lookalike.images import load_image
@@ -28,16 +27,6 @@ def full_size_proposals(embedder: Embedder, data: bytes):
     image = load_image(data)
     (activation,) = embedder.activation_maps([image])
     return propose(activation, image.width, image.height)
-
-
-def milliseconds(work, repeats: int) -> float:
-    work()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

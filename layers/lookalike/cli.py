@@ -18,9 +18,10 @@ from tqdm import tqdm
 
 from lookalike.interactions.click_labels import PAIRS_FILENAME, LabelRules, training_pairs, write_pairs
 from lookalike.paths import default_model_path, default_store_path
-from lookalike.embedding import Embedder
+from lookalike.embedding import Embedder, InvalidModelError
 from lookalike.interactions.engagement import engagement
 from lookalike.errors import LookalikeError
+from lookalike.files import MAX_IMAGE_FILE_BYTES, read_regular_file
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
 from lookalike.images import CropBox
 from lookalike.indexing import Indexer, ProgressCallback
@@ -145,9 +146,11 @@ def _tag(value: str) -> tuple[str, str]:
 
 
 def _store(args: argparse.Namespace, must_exist: bool = False, **options) -> FaissStore:
-    path = args.store or default_store_path()
-    if must_exist and not Path(path).is_dir():
+    path = Path(args.store or default_store_path())
+    if must_exist and not path.is_dir():
         raise LookalikeError(f"no store at {path}: build one with `lookalike index DIR`")
+    if path.exists() and not path.is_dir():
+        raise LookalikeError(f"--store {path} is a file, not a store directory")
     return FaissStore(path, **options)
 
 
@@ -155,7 +158,10 @@ def _embedder(args: argparse.Namespace) -> Embedder:
     path = args.model or default_model_path()
     if not Path(path).is_file():
         raise LookalikeError(f"no model at {path}: build it with `python -m model_export.export_onnx`")
-    return Embedder(path)
+    try:
+        return Embedder(path)
+    except InvalidModelError as error:
+        raise LookalikeError(f"--model {error}") from None
 
 
 def _regions(args: argparse.Namespace, record: GalleryRecord | None) -> bool:
@@ -204,7 +210,7 @@ def _search(args: argparse.Namespace) -> int:
     queries, read_errors = [], {}
     for position, name in enumerate(args.images):
         try:
-            queries.append(Query(Path(name).read_bytes(), args.box))
+            queries.append(Query(read_regular_file(name, MAX_IMAGE_FILE_BYTES), args.box))
         except OSError as error:
             read_errors[position] = f"cannot read {name}: {error.strerror or error}"
             queries.append(Query(b"", args.box))

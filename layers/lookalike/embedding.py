@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from PIL import Image
 
 from lookalike.images import RESIZE_MODES, to_tensor
@@ -23,6 +24,22 @@ from lookalike.images import RESIZE_MODES, to_tensor
 _REQUIRED_KEYS = ("name", "version", "input_size", "mean", "std", "dim", "resize")
 EMBEDDING_OUTPUT = "embedding"
 ACTIVATION_OUTPUT = "activation"
+# What onnxruntime raises for a file that is no loadable model (text, a truncated or foreign
+# protobuf, a graph it cannot run); its errors share no base class below Exception.
+_LOAD_ERRORS = (
+    ort_state.InvalidProtobuf,
+    ort_state.InvalidGraph,
+    ort_state.InvalidArgument,
+    ort_state.Fail,
+    ort_state.NoModel,
+    ort_state.NotImplemented,
+    ort_state.RuntimeException,
+)
+
+
+class InvalidModelError(ValueError):
+    """The file is not an ONNX model Lookalike can embed with: a configuration mistake the
+    command line reports in one line, unlike a bad request."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +57,12 @@ class ModelInfo:
         """Parse the export's metadata_props; a model without them was not built for Lookalike."""
         missing = [key for key in _REQUIRED_KEYS if key not in metadata]
         if missing:
-            raise ValueError(
+            raise InvalidModelError(
                 f"{source} lacks the metadata Lookalike needs ({', '.join(missing)}); "
                 "build the model with `python -m model_export.export_onnx`"
             )
         if metadata["resize"] not in RESIZE_MODES:
-            raise ValueError(f"{source}: metadata resize={metadata['resize']!r} is not one of {RESIZE_MODES}")
+            raise InvalidModelError(f"{source}: metadata resize={metadata['resize']!r} is not one of {RESIZE_MODES}")
         return cls(
             name=metadata["name"],
             version=metadata["version"],
@@ -60,7 +77,7 @@ class ModelInfo:
 def _channels(value: str, key: str, source: str | Path) -> tuple[float, float, float]:
     numbers = tuple(float(part) for part in value.split(","))
     if len(numbers) != 3:
-        raise ValueError(f"{source}: metadata {key}={value!r} must hold one value per RGB channel")
+        raise InvalidModelError(f"{source}: metadata {key}={value!r} must hold one value per RGB channel")
     return numbers
 
 
@@ -77,7 +94,11 @@ class Embedder:
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except _LOAD_ERRORS as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise InvalidModelError(f"{model_path} is not an ONNX model onnxruntime can load: {reason}") from error
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map, model_path)
         self._input_name = self._session.get_inputs()[0].name
         self._output_shapes = {output.name: output.shape for output in self._session.get_outputs()}

@@ -11,6 +11,10 @@ the caller says how many pixels the model needs: a 12 MP photo then costs a frac
 decode. Crop boxes are given in the coordinates of the image as displayed (after EXIF
 orientation) at full resolution, the only coordinates a user ever sees, and are mapped here
 through both the orientation and the reduction.
+
+Every other format is decoded in full, whatever the model needs, and a small file can hold many
+pixels (an 8 x 6,000,000 PNG of one colour is 105 KB): those are held to FULL_DECODE_PIXELS, a
+budget measured so that no request spends more than about 300 ms decoding.
 """
 
 import io
@@ -38,6 +42,16 @@ from lookalike.errors import (
 # decoded). It sits below Pillow's own warning threshold (89.5 MP), so every image Pillow would
 # call a possible bomb is refused here first, whatever Image.MAX_IMAGE_PIXELS is set to.
 MAX_PIXELS = 50_000_000
+# PNG, TIFF, WebP, GIF and BMP have no reduced decoding: each pixel costs its share of a full
+# decode (and of the conversion to RGB). `python -m lab bench decode_budget` measured them at
+# 20-63 ms per megapixel for PNG, 31-43 TIFF, 63-87 GIF, 33-63 BMP and up to 93-107 lossless
+# WebP on the shared, busy two-core development machine (docs/RELIABILITY.md): 4 MP decode in
+# 80-250 ms as PNG, about 370 ms as lossless WebP, and a 2400x1600 PNG (3.8 MP, the size of a
+# large screenshot) still passes. It holds for every query (uploads, the CLI's files, a gallery
+# image searched by id); indexing decodes the owner's gallery in the background, up to MAX_PIXELS.
+FULL_DECODE_PIXELS = 4_000_000
+# Formats decoded at reduced size when the caller gives min_side (libjpeg's DCT scaling).
+REDUCED_FORMATS = ("JPEG", "MPO")
 # Below 8 pixels a side there is no structure left to compare (the model's coarsest feature map
 # has a 32-pixel stride); icons and 16x16 thumbnails still pass.
 MIN_IMAGE_SIDE = 8
@@ -169,8 +183,17 @@ def is_image(head: bytes) -> bool:
     return False
 
 
-def load_image(data: bytes, box: CropBox | None = None, min_side: int | None = None) -> Image.Image:
+def load_image(
+    data: bytes,
+    box: CropBox | None = None,
+    min_side: int | None = None,
+    full_decode_pixels: int = MAX_PIXELS,
+) -> Image.Image:
     """Decode `data` to an upright RGB image, cropped to `box` when one is given.
+
+    Formats with no reduced decoding are refused above `full_decode_pixels`: requests pass
+    FULL_DECODE_PIXELS, so that one request's decoding stays bounded; gallery indexing, which
+    runs in the background over the owner's own files, keeps the whole MAX_PIXELS.
 
     `min_side` is the model's input size: JPEGs are then decoded at the smallest reduced scale
     that keeps at least that many pixels on the shorter side of what is returned (the box, or
@@ -180,7 +203,7 @@ def load_image(data: bytes, box: CropBox | None = None, min_side: int | None = N
     """
     if min_side is not None and min_side < 1:
         raise ValueError(f"min_side must be a positive number of pixels, not {min_side}")
-    with _opened(data) as (encoded, stored_size, shown_size):
+    with _opened(data, full_decode_pixels) as (encoded, stored_size, shown_size):
         if box is not None:
             _check_inside(box, shown_size)
         reduction = 1
@@ -196,18 +219,21 @@ def load_image(data: bytes, box: CropBox | None = None, min_side: int | None = N
     return upright.crop(_reduced_box(box, reduction, upright.size))
 
 
-def displayed_size(data: bytes) -> tuple[int, int]:
+def displayed_size(data: bytes, full_decode_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     """(width, height) of the image as displayed, after EXIF orientation, at full resolution:
-    the coordinates crop boxes are given in. Read from the header (no pixel is decoded), with
-    load_image's checks, so that a caller decoding at reduced size can still speak them."""
-    with _opened(data) as (_, _, shown_size):
+    the coordinates crop boxes are given in. Read from the header (no pixel is decoded, but for
+    a PNG whose EXIF may follow its pixels), with load_image's checks, so that a caller decoding
+    at reduced size can still speak them."""
+    with _opened(data, full_decode_pixels) as (_, _, shown_size):
         return shown_size
 
 
 @contextmanager
-def _opened(data: bytes) -> Iterator[tuple[Image.Image, tuple[int, int], tuple[int, int]]]:
+def _opened(data: bytes, full_decode_pixels: int) -> Iterator[tuple[Image.Image, tuple[int, int], tuple[int, int]]]:
     """The opened (not yet decoded) image, its stored size and its displayed size, once the bytes
-    passed every check that needs no pixel: a known format, the pixel limit, the minimum side."""
+    passed every check that needs no pixel: a known format, the pixel limit, the full-decode
+    budget (before the EXIF is read: Pillow decodes a whole PNG to find EXIF after its pixels),
+    the minimum side."""
     if not data:
         raise NotAnImageError("the image is empty (0 bytes)")
     if not is_image(data[:SNIFF_BYTES]):
@@ -220,6 +246,7 @@ def _opened(data: bytes) -> Iterator[tuple[Image.Image, tuple[int, int], tuple[i
             raise ImageTooLargeError(
                 f"the image is {stored_size[0]}x{stored_size[1]} pixels; the limit is {MAX_PIXELS:,} pixels"
             )
+        _check_decode_budget(encoded, stored_size, full_decode_pixels)
         with _decoding():
             orientation = encoded.getexif().get(ExifTags.Base.Orientation, 1)
         shown_size = stored_size[::-1] if orientation in _QUARTER_TURNS else stored_size
@@ -244,6 +271,15 @@ def _decoding() -> Iterator[None]:
         # Pillow's messages may name the in-memory file object (`<_io.BytesIO object at 0x...>`).
         reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(error)).strip()
         raise NotAnImageError(f"the image could not be decoded: {reason}") from error
+
+
+def _check_decode_budget(encoded: Image.Image, stored_size: tuple[int, int], budget: int) -> None:
+    width, height = stored_size
+    if encoded.format not in REDUCED_FORMATS and width * height > budget:
+        raise ImageTooLargeError(
+            f"the {encoded.format} image is {width}x{height} pixels; PNG, TIFF, WebP, GIF and BMP images "
+            f"are decoded up to {budget:,} pixels (send a JPEG, which is decoded at reduced size, up to {MAX_PIXELS:,})"
+        )
 
 
 def _check_inside(box: CropBox, displayed_size: tuple[int, int]) -> None:

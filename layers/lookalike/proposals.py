@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.embedding import Embedder
-from lookalike.images import MIN_BOX_SIDE, CropBox, displayed_size, load_image
+from lookalike.images import FULL_DECODE_PIXELS, MIN_BOX_SIDE, CropBox, displayed_size, load_image
 
 MAX_PROPOSALS = 5
 GRID = 28
@@ -113,8 +113,8 @@ class Proposer:
         page and `box` speak; the pixels are decoded at the reduced size the model needs, since
         the activation map is 7x7 whatever the size (a third of the time on 5.5 MP photos:
         `python -m lab bench proposal_latency`, docs/FRAGMENTS.md)."""
-        width, height = displayed_size(data)
-        image = load_image(data, min_side=self.embedder.info.input_size)
+        width, height = displayed_size(data, FULL_DECODE_PIXELS)
+        image = load_image(data, min_side=self.embedder.info.input_size, full_decode_pixels=FULL_DECODE_PIXELS)
         (activation,) = self.embedder.activation_maps([image])
         return Proposals(width, height, propose(activation, width, height, self.limit))
 

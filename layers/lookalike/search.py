@@ -13,7 +13,7 @@ import numpy as np
 
 from lookalike.embedding import Embedder
 from lookalike.errors import InvalidParameterError, LookalikeError
-from lookalike.images import CropBox, load_image
+from lookalike.images import FULL_DECODE_PIXELS, CropBox, load_image
 from lookalike.ranking import RankingPolicy, rerank
 from lookalike.stores.base import Hit, VectorStore
 
@@ -85,7 +85,9 @@ class SearchService:
         images, errors = {}, {}
         for position, query in enumerate(queries):
             try:
-                images[position] = load_image(query.data, query.box, min_side=self.embedder.info.input_size)
+                images[position] = load_image(
+                    query.data, query.box, min_side=self.embedder.info.input_size, full_decode_pixels=FULL_DECODE_PIXELS
+                )
             except LookalikeError as error:
                 errors[position] = error
         vectors = dict(zip(images, self.embedder.embed_images(list(images.values())))) if images else {}

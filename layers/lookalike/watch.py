@@ -5,19 +5,34 @@ a copy writes a file in several steps) and then applied through the same idempot
 `lookalike index` uses, so a burst of events for one file costs one embedding. A changed tags
 sidecar (`.tags.json`) touches every image of its folder: their tags, which filter searches,
 may have changed with it.
+
+Only events that say something was written, created, moved or deleted count. watchdog also
+reports a file being opened and closed unwritten: taking those for changes would make every read
+of the folder (a copy, a backup, GET /images, the indexer's own read of the file) start another
+pass, which reads the file again, forever.
 """
 
 import logging
 import threading
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from lookalike.indexing import Indexer
 from lookalike.sources import TAGS_FILENAME, FolderSource
 
 QUIET_SECONDS = 0.5
+# "closed" is a file closed after writing (closed unwritten is another event type).
+CHANGE_EVENTS = frozenset((EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED))
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +63,7 @@ class FolderWatcher(FileSystemEventHandler):
         self._worker.join()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory and event.event_type != "deleted":
+        if event.event_type not in CHANGE_EVENTS or (event.is_directory and event.event_type != EVENT_TYPE_DELETED):
             return
         paths = [Path(path) for path in (event.src_path, getattr(event, "dest_path", "")) if path]
         for sidecar in [path for path in paths if path.name == TAGS_FILENAME]:
@@ -72,7 +87,10 @@ class FolderWatcher(FileSystemEventHandler):
                 self._apply(touched)
 
     def _apply(self, keys: list[str]) -> None:
-        present = [key for key in keys if (self.source.root / key).is_file()]
+        # Every key that is not a folder goes to the indexer, whatever is at its path now: it
+        # indexes a regular file and removes the id of anything else (a file gone, or replaced
+        # by a FIFO or a device, which the source refuses to read).
+        files = [key for key in keys if not (self.source.root / key).is_dir()]
         known = self.indexer.store.content_hashes()
         # A deleted folder arrives as one event: every key under it is gone.
         gone = [
@@ -80,10 +98,10 @@ class FolderWatcher(FileSystemEventHandler):
             for key in keys
             if not (self.source.root / key).exists()
             for known_key in known
-            if known_key == key or known_key.startswith(f"{key}/")
+            if known_key.startswith(f"{key}/")
         ]
         try:
-            report = self.indexer.update(present)
+            report = self.indexer.update(files)
             self.indexer.remove(gone, report)
         except Exception:
             logger.exception("watch: applying %d changed files failed", len(keys))

@@ -1,6 +1,8 @@
 """Real photos for tests: scikit-image's bundled pictures, written as files in several formats."""
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,16 @@ def encode(image: Image.Image, format: str = "JPEG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims `width` x `height` pixels and holds none: a bomb's header, built cheaply."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def write_gallery(root: Path) -> dict[str, Path]:
