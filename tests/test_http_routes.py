@@ -14,7 +14,11 @@ from tests.support.galleries import LAMP, LAMP_URL, chelsea_copy, collage, index
 from lookalike.http.admission import MAX_REQUEST_BYTES
 from lookalike.http.app import create_app
 from lookalike.http.search_routes import MAX_K
+from lookalike.images import FULL_DECODE_PIXELS
+from lookalike.indexing import Indexer
+from lookalike.proposals import Proposer
 from lookalike.search import SearchService
+from lookalike.sources import FolderSource
 from lookalike.stores.faiss import FaissStore
 from lookalike.stores.faiss import store as faiss_store
 from tests.support.photos import encode, photo
@@ -286,3 +290,23 @@ def test_a_block_the_disk_refuses_answers_503_and_never_takes_effect(tmp_path, e
 
 def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_large_gallery_png_is_searchable_by_id_while_the_same_bytes_uploaded_are_refused(tmp_path, embedder):
+    """The request budget bounds what a stranger's bytes cost to decode; a gallery image named by id
+    was decoded whole when it was indexed, so "more like this" works for every gallery image."""
+    root = tmp_path / "gallery"
+    root.mkdir()
+    large = photo("coffee").resize((2500, 1700))  # 4.25 MP: over the request budget, a PNG decodes whole
+    assert large.width * large.height > FULL_DECODE_PIXELS
+    (root / "large.png").write_bytes(encode(large, "PNG"))
+    (root / "chelsea.jpg").write_bytes(encode(photo("chelsea")))
+    store = FaissStore(tmp_path / "store")
+    Indexer(FolderSource(root), embedder, store).sync()
+    app = create_app(SearchService(embedder, store), FolderSource(root), proposer=Proposer(embedder))
+    assert post_json(app, {"image": b64((root / "large.png").read_bytes()), "k": 1}).status == 413
+    by_id = post_json(app, {"image_id": "large.png", "k": 1})
+    assert by_id.status == 200, by_id.content
+    assert ids(by_id) == ["chelsea.jpg"]
+    proposals = call(app, "POST", "/proposals", json.dumps({"image_id": "large.png"}).encode(), "application/json")
+    assert proposals.status == 200, proposals.content

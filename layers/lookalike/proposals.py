@@ -108,13 +108,13 @@ class Proposer:
         self.embedder = embedder
         self.limit = limit
 
-    def propose(self, data: bytes) -> Proposals:
+    def propose(self, data: bytes, full_decode_pixels: int = FULL_DECODE_PIXELS) -> Proposals:
         """Boxes in pixels of the image as displayed at full resolution, the only coordinates the
         page and `box` speak; the pixels are decoded at the reduced size the model needs, since
         the activation map is 7x7 whatever the size (a third of the time on 5.5 MP photos:
         `python -m lab bench proposal_latency`, docs/FRAGMENTS.md)."""
-        width, height = displayed_size(data, FULL_DECODE_PIXELS)
-        image = load_image(data, min_side=self.embedder.info.input_size, full_decode_pixels=FULL_DECODE_PIXELS)
+        width, height = displayed_size(data, full_decode_pixels)
+        image = load_image(data, min_side=self.embedder.info.input_size, full_decode_pixels=full_decode_pixels)
         (activation,) = self.embedder.activation_maps([image])
         return Proposals(width, height, propose(activation, width, height, self.limit))
 

@@ -24,6 +24,9 @@ MAX_K = 1000
 class Query:
     data: bytes
     box: CropBox | None = None
+    # What a format without reduced decoding may cost: a stranger's bytes get the request budget;
+    # a gallery image ("more like this") was decoded whole at indexing and keeps the gallery's limit.
+    full_decode_pixels: int = FULL_DECODE_PIXELS
 
     @property
     def content_hash(self) -> str:
@@ -86,7 +89,7 @@ class SearchService:
         for position, query in enumerate(queries):
             try:
                 images[position] = load_image(
-                    query.data, query.box, min_side=self.embedder.info.input_size, full_decode_pixels=FULL_DECODE_PIXELS
+                    query.data, query.box, min_side=self.embedder.info.input_size, full_decode_pixels=query.full_decode_pixels
                 )
             except LookalikeError as error:
                 errors[position] = error

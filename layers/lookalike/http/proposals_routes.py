@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, Field
 
-from lookalike.http.query_image import QueryImage, query_image_bytes, query_image_errors
+from lookalike.http.query_image import QueryImage, query_image_bytes, query_image_errors, query_pixel_budget
 from lookalike.proposals import MAX_PROPOSALS, Proposer
 from lookalike.sources import ImageSource
 from lookalike.stores.base import VectorStore
@@ -59,7 +59,7 @@ def add_proposal_routes(
         request: Annotated[ProposalsRequest, Body(description="JSON, or the same fields as multipart/form-data")],
     ) -> ProposalsResponse:
         started = time.perf_counter()
-        found = proposer.propose(query_image_bytes(request, store, source, uploads))
+        found = proposer.propose(query_image_bytes(request, store, source, uploads), query_pixel_budget(request))
         took_ms = round((time.perf_counter() - started) * 1000, 1)
         logger.info("proposals", extra={"proposals": len(found.proposals), "took_ms": took_ms})
         return ProposalsResponse(

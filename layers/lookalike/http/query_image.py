@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from lookalike.errors import InvalidParameterError, NotFoundError
 from lookalike.http.errors import errors_documented
+from lookalike.images import FULL_DECODE_PIXELS, MAX_PIXELS
 from lookalike.sources import ImageSource
 from lookalike.stores.base import VectorStore
 from lookalike.uploads import QueryUploadStore
@@ -121,6 +122,13 @@ def check_gallery_image(image_id: str, store: VectorStore) -> None:
 def gallery_image_bytes(image_id: str, store: VectorStore, source: ImageSource) -> bytes:
     check_gallery_image(image_id, store)
     return source.read(image_id)
+
+
+def query_pixel_budget(request: QueryImage) -> int:
+    """How many pixels the query's decoding may cost when its format has no reduced decoding: a
+    gallery image named by id was decoded whole when it was indexed, under the gallery's limit;
+    bytes from a client get the request budget."""
+    return MAX_PIXELS if request.image_id is not None else FULL_DECODE_PIXELS
 
 
 def query_image_bytes(

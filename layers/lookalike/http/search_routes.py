@@ -24,6 +24,7 @@ from lookalike.http.query_image import (
     gallery_image_bytes,
     query_image_bytes,
     query_image_errors,
+    query_pixel_budget,
 )
 from lookalike.images import CropBox
 from lookalike.search import Query, SearchService
@@ -98,7 +99,8 @@ def add_search_routes(
         started = time.perf_counter()
         box = CropBox.parse(request.box) if request.box is not None else None
         data = query_image_bytes(request, service.store, source, uploads)
-        hits = service.search_one(Query(data, box), k=request.k, tags=request.tags, dedupe=request.dedupe)
+        query = Query(data, box, full_decode_pixels=query_pixel_budget(request))
+        hits = service.search_one(query, k=request.k, tags=request.tags, dedupe=request.dedupe)
         took_ms = round((time.perf_counter() - started) * 1000, 1)
         logger.info("search", extra={"k": request.k, "results": len(hits), "box": request.box, "took_ms": took_ms})
         return SearchResponse(
