@@ -120,3 +120,21 @@ def test_a_malformed_sidecar_leaves_its_folder_indexed_without_tags_and_no_loop(
     settled = len(passes)
     time.sleep(QUIET_SECONDS * 4)
     assert len(passes) == settled, f"the watcher kept retrying: {passes[settled:]}"
+
+
+def test_a_pass_that_fails_is_retried_and_the_drop_is_not_lost(watched, monkeypatch):
+    root, store = watched
+    monkeypatch.setattr("lookalike.watch.RETRY_SECONDS", 0.2)
+    update = Indexer.update
+    failures = []
+
+    def failing_once(self, keys, *args, **kwargs):
+        if not failures:
+            failures.append(list(keys))
+            raise OSError(28, "No space left on device")
+        return update(self, keys, *args, **kwargs)
+
+    monkeypatch.setattr(Indexer, "update", failing_once)
+    (root / "chelsea.jpg").write_bytes(encode(photo("chelsea")))
+    assert _eventually(lambda: "chelsea.jpg" in store.content_hashes())
+    assert failures and "chelsea.jpg" in failures[0]

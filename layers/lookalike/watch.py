@@ -31,6 +31,9 @@ from lookalike.indexing import Indexer
 from lookalike.sources import TAGS_FILENAME, FolderSource
 
 QUIET_SECONDS = 0.5
+# A pass that failed (a full or read-only disk: bad files are recorded by the indexer, not raised)
+# is tried again after this long, its keys kept, so that no drop is lost while the disk recovers.
+RETRY_SECONDS = 5.0
 # "closed" is a file closed after writing (closed unwritten is another event type).
 CHANGE_EVENTS = frozenset((EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED))
 
@@ -83,10 +86,14 @@ class FolderWatcher(FileSystemEventHandler):
                 self._wakeup.clear()
             with self._lock:
                 touched, self._touched = sorted(self._touched), set()
-            if touched and not self._stopping.is_set():
-                self._apply(touched)
+            if touched and not self._stopping.is_set() and not self._apply(touched):
+                with self._lock:
+                    self._touched |= set(touched)
+                self._stopping.wait(RETRY_SECONDS)
+                self._wakeup.set()
 
-    def _apply(self, keys: list[str]) -> None:
+    def _apply(self, keys: list[str]) -> bool:
+        """Whether the pass was applied; a failed one is retried by the loop."""
         # Every key that is not a folder goes to the indexer, whatever is at its path now: it
         # indexes a regular file and removes the id of anything else (a file gone, or replaced
         # by a FIFO or a device, which the source refuses to read).
@@ -104,6 +111,7 @@ class FolderWatcher(FileSystemEventHandler):
             report = self.indexer.update(files)
             self.indexer.remove(gone, report)
         except Exception:
-            logger.exception("watch: applying %d changed files failed", len(keys))
-            return
+            logger.exception("watch: applying %d changed files failed; retrying in %g s", len(keys), RETRY_SECONDS)
+            return False
         logger.info("watch: %s", report.summary())
+        return True
