@@ -3,12 +3,14 @@
 import base64
 import socket
 import threading
+import time
 
 import pytest
 import requests
 
 from lookalike.http.admission import MAX_REQUEST_BYTES
 from lookalike.http.app import create_app
+from lookalike.http.resolver import ThreadSafeResolver
 from lookalike.http.server import http_event, make_server
 from tests.support.photos import encode, photo
 from tests.support.galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery
@@ -193,3 +195,94 @@ def test_requests_become_api_gateway_v2_events():
     text = http_event("POST", "/search", [("Content-Type", "application/json")], b'{"k": 1}')
     assert text["isBase64Encoded"] is False and text["body"] == '{"k": 1}'
     assert "body" not in http_event("GET", "/health", [], b"")
+
+
+def test_head_answers_like_get_without_a_body(server):
+    answer = raw(server, b"HEAD /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert int(dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])[b"Content-Length"]) > 0
+    assert body == b""
+
+
+@pytest.mark.parametrize("method", [b"TRACE", b"FOO"])
+def test_unsupported_methods_get_a_json_501(server, method):
+    answer = raw(server, method + b" / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 ")
+    assert b"application/json" in head and b'"status": 501' in body
+
+
+def test_no_version_banner(url):
+    assert requests.get(f"{url}/health", timeout=60).headers["Server"] == "lookalike"
+
+
+def test_query_strings_are_not_logged(gallery, capsys):
+    service, source, _ = gallery
+    server = make_server(create_app(service, source), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        requests.get(f"http://127.0.0.1:{server.server_port}/health?apikey=QUERYSECRET", timeout=60)
+        requests.post(f"http://127.0.0.1:{server.server_port}/search?apikey=QUERYSECRET", timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    logged = capsys.readouterr().err
+    assert "GET /health -> 200" in logged and "POST /search -> 422" in logged
+    assert "QUERYSECRET" not in logged
+
+
+@pytest.fixture
+def tiny_server():
+    """A server over one route, with room for one connection at a time."""
+    app = ThreadSafeResolver()
+
+    @app.get("/ping")
+    def ping() -> dict:
+        return {"pong": True}
+
+    server = make_server(app, "127.0.0.1", 0, quiet=True, max_connections=1)
+    yield server
+    server.server_close()
+
+
+def serving(server) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_connection_over_the_cap_gets_a_503_and_the_next_is_served(tiny_server):
+    thread = serving(tiny_server)
+    try:
+        with socket.create_connection(("127.0.0.1", tiny_server.server_port), timeout=30) as holder:
+            holder.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert holder.recv(65536).startswith(b"HTTP/1.1 200 "), "kept alive: it holds the only slot"
+            refused = raw(tiny_server, b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert refused.startswith(b"HTTP/1.1 503 ")
+            assert b"Retry-After: 1" in refused and b'"status": 503' in refused
+        answer = b""
+        for _ in range(50):  # the holder's slot frees once its thread sees the close
+            answer = raw(tiny_server, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if not answer.startswith(b"HTTP/1.1 503 "):
+                break
+            time.sleep(0.05)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    finally:
+        tiny_server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_a_burst_of_connections_is_queued_not_dropped(tiny_server):
+    """Before the server accepts any, 100 connects complete at once: a backlog of 5 would hold
+    the rest back by a SYN retransmit (about a second)."""
+    sockets = []
+    try:
+        for _ in range(100):
+            sockets.append(socket.create_connection(("127.0.0.1", tiny_server.server_port), timeout=0.5))
+    finally:
+        for connection in sockets:
+            connection.close()
+    assert len(sockets) == 100
