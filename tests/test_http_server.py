@@ -260,7 +260,10 @@ def test_a_connection_over_the_cap_gets_a_503_and_the_next_is_served(tiny_server
         with socket.create_connection(("127.0.0.1", tiny_server.server_port), timeout=30) as holder:
             holder.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
             assert holder.recv(65536).startswith(b"HTTP/1.1 200 "), "kept alive: it holds the only slot"
-            refused = raw(tiny_server, b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            with socket.create_connection(("127.0.0.1", tiny_server.server_port), timeout=30) as extra:
+                refused = b""
+                while chunk := extra.recv(65536):
+                    refused += chunk
             assert refused.startswith(b"HTTP/1.1 503 ")
             assert b"Retry-After: 1" in refused and b'"status": 503' in refused
         answer = b""
@@ -286,3 +289,43 @@ def test_a_burst_of_connections_is_queued_not_dropped(tiny_server):
         for connection in sockets:
             connection.close()
     assert len(sockets) == 100
+
+
+def multipart(boundary: bytes, *fields: tuple[bytes, bytes], newline: bytes = b"\r\n") -> bytes:
+    body = b""
+    for name, value in fields:
+        body += b"--" + boundary + newline
+        body += b'Content-Disposition: form-data; name="' + name + b'"' + newline + newline + value + newline
+    return body + b"--" + boundary + b"--" + newline
+
+
+def post_raw(url, body: bytes, content_type: str) -> requests.Response:
+    return requests.post(f"{url}/search", data=body, headers={"Content-Type": content_type}, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "named"),
+    [
+        ('{"image_id": "lamp.jpg"}'.encode("utf-16"), "application/json; charset=utf-16", "charset=utf-16"),
+        (b'{"image_id": "\xff.jpg"}', "application/json", "not UTF-8 text: byte 0xff at position 14"),
+        (multipart(b"right", (b"k", b"3")), "multipart/form-data; boundary=wrong", "never contains the boundary"),
+        (multipart(b"b", (b"image_id", b"x"), newline=b"\n"), "multipart/form-data; boundary=b", "CRLF"),
+        (multipart(b"b", *[(b"f%d" % n, b"1") for n in range(50_000)]), "multipart/form-data; boundary=b",
+         "50000 parts; the limit is 64"),
+    ],
+    ids=["UTF-16 JSON", "JSON not UTF-8", "wrong multipart boundary", "multipart LF line endings",
+         "50,000 multipart fields"],
+)
+def test_an_unreadable_body_is_a_400_that_names_the_problem(url, body, content_type, named):
+    response = post_raw(url, body, content_type)
+    assert response.status_code == 400, response.text
+    assert named in response.json()["error"]["message"]
+    assert "codec" not in response.text
+
+
+def test_many_unknown_fields_are_counted_not_each_echoed(url):
+    fields = {f"f{n}": 1 for n in range(60)}
+    response = requests.post(f"{url}/search", json={"image_id": "lamp.jpg", **fields}, timeout=60)
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert message.count("unknown field") == 10 and message.endswith("and 50 more")

@@ -96,6 +96,10 @@ class LocalServer(ThreadingHTTPServer):
         head += [f"{name}: {value}" for name, value in headers] + [f"Content-Length: {len(payload)}"]
         try:
             request.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+            # Closing with the client's request unread would reset the connection and could lose
+            # the answer; read what has arrived, without waiting for more.
+            request.setblocking(False)
+            request.recv(1 << 16)
         except OSError:
             pass
         self.shutdown_request(request)
