@@ -329,3 +329,27 @@ def test_many_unknown_fields_are_counted_not_each_echoed(url):
     assert response.status_code == 422
     message = response.json()["error"]["message"]
     assert message.count("unknown field") == 10 and message.endswith("and 50 more")
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ('"k": true', "k: a number, not true or false"),
+        ('"box": [0, 0, true, 100]', "box.2: a number, not true or false"),
+        ('"box": [0, 0, ' + "9" * 5000 + ", 100]", "box.2: Unable to parse input string as an integer, exceeded"),
+    ],
+    ids=["k true", "box with a boolean", "5,000-digit box value"],
+)
+def test_booleans_and_endless_integers_are_422(url, fields, named):
+    body = '{"image_id": "%s", %s}' % (LAMP, fields)
+    response = requests.post(f"{url}/search", data=body, headers={"Content-Type": "application/json"}, timeout=60)
+    assert response.status_code == 422, response.text
+    assert named in response.json()["error"]["message"]
+    assert "set_int_max_str_digits" not in response.text
+
+
+def test_line_wrapped_base64_is_read(url):
+    encoded = base64.encodebytes(chelsea_copy()).decode()
+    assert "\n" in encoded
+    response = requests.post(f"{url}/search", json={"image": encoded, "k": 1}, timeout=60)
+    assert ids(response) == ["cats/chelsea.JPEG"]
