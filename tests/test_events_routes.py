@@ -111,7 +111,12 @@ def test_invalid_events_are_refused_by_index_and_the_valid_ones_kept(app, log):
         (b'{"clicks": []}', "application/json", 422),
         (b'"impression"', "application/json", 422),
         (b"a=b", "application/x-www-form-urlencoded", 415),
+        (b'[{"type": "\xff"}]', SENDBEACON, 400),
+        (b'[{"type": "\xff"}]', "application/json; charset=utf-8", 400),
+        ('[{"type": "click"}]'.encode("utf-16"), "application/json; charset=utf-16", 400),
     ],
+    ids=["not JSON", "empty", "no events key", "a string", "a form", "not UTF-8 as text/plain",
+         "not UTF-8 as JSON", "UTF-16 JSON"],
 )
 def test_unreadable_batches_are_refused(app, log, body, content_type, status):
     reply = call(app, "POST", "/events", body, content_type)

@@ -3,12 +3,14 @@
 import base64
 import socket
 import threading
+import time
 
 import pytest
 import requests
 
 from lookalike.http.admission import MAX_REQUEST_BYTES
 from lookalike.http.app import create_app
+from lookalike.http.resolver import ThreadSafeResolver
 from lookalike.http.server import http_event, make_server
 from tests.support.photos import encode, photo
 from tests.support.galleries import LAMP, LAMP_URL, chelsea_copy, collage, index_gallery
@@ -193,3 +195,161 @@ def test_requests_become_api_gateway_v2_events():
     text = http_event("POST", "/search", [("Content-Type", "application/json")], b'{"k": 1}')
     assert text["isBase64Encoded"] is False and text["body"] == '{"k": 1}'
     assert "body" not in http_event("GET", "/health", [], b"")
+
+
+def test_head_answers_like_get_without_a_body(server):
+    answer = raw(server, b"HEAD /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert int(dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])[b"Content-Length"]) > 0
+    assert body == b""
+
+
+@pytest.mark.parametrize("method", [b"TRACE", b"FOO"])
+def test_unsupported_methods_get_a_json_501(server, method):
+    answer = raw(server, method + b" / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 ")
+    assert b"application/json" in head and b'"status": 501' in body
+
+
+def test_no_version_banner(url):
+    assert requests.get(f"{url}/health", timeout=60).headers["Server"] == "lookalike"
+
+
+def test_query_strings_are_not_logged(gallery, capsys):
+    service, source, _ = gallery
+    server = make_server(create_app(service, source), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        requests.get(f"http://127.0.0.1:{server.server_port}/health?apikey=QUERYSECRET", timeout=60)
+        requests.post(f"http://127.0.0.1:{server.server_port}/search?apikey=QUERYSECRET", timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    logged = capsys.readouterr().err
+    assert "GET /health -> 200" in logged and "POST /search -> 422" in logged
+    assert "QUERYSECRET" not in logged
+
+
+@pytest.fixture
+def tiny_server():
+    """A server over one route, with room for one connection at a time."""
+    app = ThreadSafeResolver()
+
+    @app.get("/ping")
+    def ping() -> dict:
+        return {"pong": True}
+
+    server = make_server(app, "127.0.0.1", 0, quiet=True, max_connections=1)
+    yield server
+    server.server_close()
+
+
+def serving(server) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_connection_over_the_cap_gets_a_503_and_the_next_is_served(tiny_server):
+    thread = serving(tiny_server)
+    try:
+        with socket.create_connection(("127.0.0.1", tiny_server.server_port), timeout=30) as holder:
+            holder.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert holder.recv(65536).startswith(b"HTTP/1.1 200 "), "kept alive: it holds the only slot"
+            with socket.create_connection(("127.0.0.1", tiny_server.server_port), timeout=30) as extra:
+                refused = b""
+                while chunk := extra.recv(65536):
+                    refused += chunk
+            assert refused.startswith(b"HTTP/1.1 503 ")
+            assert b"Retry-After: 1" in refused and b'"status": 503' in refused
+        answer = b""
+        for _ in range(50):  # the holder's slot frees once its thread sees the close
+            answer = raw(tiny_server, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if not answer.startswith(b"HTTP/1.1 503 "):
+                break
+            time.sleep(0.05)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    finally:
+        tiny_server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_a_burst_of_connections_is_queued_not_dropped(tiny_server):
+    """Before the server accepts any, 100 connects complete at once: a backlog of 5 would hold
+    the rest back by a SYN retransmit (about a second)."""
+    sockets = []
+    try:
+        for _ in range(100):
+            sockets.append(socket.create_connection(("127.0.0.1", tiny_server.server_port), timeout=0.5))
+    finally:
+        for connection in sockets:
+            connection.close()
+    assert len(sockets) == 100
+
+
+def multipart(boundary: bytes, *fields: tuple[bytes, bytes], newline: bytes = b"\r\n") -> bytes:
+    body = b""
+    for name, value in fields:
+        body += b"--" + boundary + newline
+        body += b'Content-Disposition: form-data; name="' + name + b'"' + newline + newline + value + newline
+    return body + b"--" + boundary + b"--" + newline
+
+
+def post_raw(url, body: bytes, content_type: str) -> requests.Response:
+    return requests.post(f"{url}/search", data=body, headers={"Content-Type": content_type}, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "named"),
+    [
+        ('{"image_id": "lamp.jpg"}'.encode("utf-16"), "application/json; charset=utf-16", "charset=utf-16"),
+        (b'{"image_id": "\xff.jpg"}', "application/json", "not UTF-8 text: byte 0xff at position 14"),
+        (multipart(b"right", (b"k", b"3")), "multipart/form-data; boundary=wrong", "never contains the boundary"),
+        (multipart(b"b", (b"image_id", b"x"), newline=b"\n"), "multipart/form-data; boundary=b", "CRLF"),
+        (multipart(b"b", *[(b"f%d" % n, b"1") for n in range(50_000)]), "multipart/form-data; boundary=b",
+         "50000 parts; the limit is 64"),
+    ],
+    ids=["UTF-16 JSON", "JSON not UTF-8", "wrong multipart boundary", "multipart LF line endings",
+         "50,000 multipart fields"],
+)
+def test_an_unreadable_body_is_a_400_that_names_the_problem(url, body, content_type, named):
+    response = post_raw(url, body, content_type)
+    assert response.status_code == 400, response.text
+    assert named in response.json()["error"]["message"]
+    assert "codec" not in response.text
+
+
+def test_many_unknown_fields_are_counted_not_each_echoed(url):
+    fields = {f"f{n}": 1 for n in range(60)}
+    response = requests.post(f"{url}/search", json={"image_id": "lamp.jpg", **fields}, timeout=60)
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert message.count("unknown field") == 10 and message.endswith("and 50 more")
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ('"k": true', "k: a number, not true or false"),
+        ('"box": [0, 0, true, 100]', "box.2: a number, not true or false"),
+        ('"box": [0, 0, ' + "9" * 5000 + ", 100]", "box.2: Unable to parse input string as an integer, exceeded"),
+    ],
+    ids=["k true", "box with a boolean", "5,000-digit box value"],
+)
+def test_booleans_and_endless_integers_are_422(url, fields, named):
+    body = '{"image_id": "%s", %s}' % (LAMP, fields)
+    response = requests.post(f"{url}/search", data=body, headers={"Content-Type": "application/json"}, timeout=60)
+    assert response.status_code == 422, response.text
+    assert named in response.json()["error"]["message"]
+    assert "set_int_max_str_digits" not in response.text
+
+
+def test_line_wrapped_base64_is_read(url):
+    encoded = base64.encodebytes(chelsea_copy()).decode()
+    assert "\n" in encoded
+    response = requests.post(f"{url}/search", json={"image": encoded, "k": 1}, timeout=60)
+    assert ids(response) == ["cats/chelsea.JPEG"]

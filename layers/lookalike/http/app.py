@@ -19,6 +19,8 @@ from lookalike.http.events_routes import add_event_routes
 from lookalike.http.openapi import add_openapi_route
 from lookalike.http.page_routes import add_page_routes
 from lookalike.http.proposals_routes import add_proposal_routes
+from lookalike.http.request_body import ReadableBodyValidation, parse_json
+from lookalike.http.resolver import ThreadSafeResolver
 from lookalike.http.search_routes import MAX_K, add_search_routes
 from lookalike.http.uploads_routes import add_upload_routes
 from lookalike.interactions.events import EventLog
@@ -70,8 +72,10 @@ def create_admin_app(store: VectorStore, *, backfill: GalleryBackfill | None = N
 
 
 def _new_app(store: VectorStore) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(
-        enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+    app = ThreadSafeResolver(
+        json_body_deserializer=parse_json,
+        enable_validation=True,
+        response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
     )
 
     def see_other_writers(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
@@ -79,6 +83,8 @@ def _new_app(store: VectorStore) -> APIGatewayHttpResolver:
         store.refresh()
         return next_middleware(app)
 
+    # Runs first, before `admit`: a body it cannot read is refused with the reason.
+    app._request_validation_middleware = ReadableBodyValidation()
     app.use(middlewares=[admit, see_other_writers])
     add_error_handlers(app)
     return app

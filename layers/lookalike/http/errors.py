@@ -21,6 +21,9 @@ from lookalike.http.admission import was_admitted
 
 logger = Logger()
 
+# A 422 names this many problems and counts the rest, so its size does not grow with the request.
+_PROBLEMS_NAMED = 10
+
 
 class ErrorDetail(BaseModel):
     status: int
@@ -63,7 +66,10 @@ def add_error_handlers(app: APIGatewayHttpResolver) -> None:
             reason = unreadable[0].get("ctx", {}).get("error", "")
             kind = "JSON" if unreadable[0]["type"] == "json_invalid" else "multipart/form-data"
             return error_response(HTTPStatus.BAD_REQUEST, f"the request body is not valid {kind}: {reason}".rstrip(": "))
-        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "; ".join(_describe(problem) for problem in problems))
+        described = [_describe(problem) for problem in problems[:_PROBLEMS_NAMED]]
+        if len(problems) > _PROBLEMS_NAMED:
+            described.append(f"and {len(problems) - _PROBLEMS_NAMED} more")
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "; ".join(described))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported(error: RequestUnsupportedContentType) -> Response:

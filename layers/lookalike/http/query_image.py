@@ -29,6 +29,8 @@ def _decode_image(value: Any) -> Any:
         value = value.content
     elif isinstance(value, str):
         encoded = value.split(",", 1)[1] if value.startswith("data:") else value
+        # The `base64` tool and MIME wrap lines every 76 characters.
+        encoded = "".join(encoded.split())
         try:
             value = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
@@ -38,6 +40,16 @@ def _decode_image(value: Any) -> Any:
     if isinstance(value, bytes) and not value:
         raise ValueError("image is empty")
     return value
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """JSON true and false are not the numbers 1 and 0, although Python's bool is an int."""
+    if isinstance(value, bool):
+        raise ValueError("a number, not true or false")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
 def _split_box(value: Any) -> Any:
@@ -59,7 +71,7 @@ ImageBytes = Annotated[
     WithJsonSchema({"type": "string", "contentEncoding": "base64", "description": "the query image, base64"}),
 ]
 BoxField = Annotated[
-    list[int],
+    list[Integer],
     BeforeValidator(_split_box),
     Field(min_length=4, max_length=4, description="[x0, y0, x1, y1]: pixels of the image as displayed, half-open"),
 ]

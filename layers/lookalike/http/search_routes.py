@@ -18,6 +18,7 @@ from lookalike import __version__
 from lookalike.http.errors import errors_documented
 from lookalike.http.query_image import (
     BoxField,
+    Integer,
     QueryImage,
     TagFilter,
     check_gallery_image,
@@ -44,7 +45,7 @@ class SearchRequest(QueryImage):
     """As JSON; a multipart form carries the same fields, `image` as a file part."""
 
     box: BoxField | None = None
-    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="how many results at most")
+    k: Integer = Field(DEFAULT_K, ge=1, le=MAX_K, description="how many results at most")
     tags: TagFilter | None = None
     dedupe: bool = Field(True, description="collapse near-duplicate gallery images into their best")
 

@@ -8,6 +8,7 @@ the same in the cloud.
 
 import base64
 import json
+import socket
 import sys
 import threading
 import time
@@ -20,14 +21,20 @@ from urllib.parse import parse_qsl, urlsplit
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
+from lookalike.http import heap
 from lookalike.http.admission import MAX_REQUEST_BYTES
 from lookalike.http.errors import error_document
 
 logger = Logger()
 
-# powertools keeps the event being resolved on a class attribute shared by every resolver, so a
-# process resolves one event at a time; the threads still read and write sockets in parallel.
-_RESOLVE_LOCK = threading.Lock()
+# Connections served at once, each on its own thread; one more is answered 503 and closed, so
+# neither slow clients nor a burst can grow the threads (and their memory) without bound.
+MAX_CONNECTIONS = 64
+# Connections the kernel queues while the server is busy accepting (socketserver's default is 5,
+# which makes a burst of clients wait a SYN retransmit, ~1 s).
+LISTEN_BACKLOG = 128
+# Once no request has been resolving for this long, freed heap memory goes back to the system.
+_TRIM_AFTER_IDLE_S = 1.0
 
 # After refusing a body as too large we still read and drop up to this much of it, so that the
 # client, still sending, gets to read the 413 instead of a connection reset.
@@ -44,19 +51,87 @@ _TEXT_TYPES = (
 
 
 class LocalServer(ThreadingHTTPServer):
-    daemon_threads = True
+    """Requests are resolved in parallel, one thread per connection, at most `max_connections`
+    of them; the app must keep each request's state per thread (`ThreadSafeResolver`)."""
 
-    def __init__(self, address: tuple[str, int], app: APIGatewayHttpResolver, *, quiet: bool = False) -> None:
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: APIGatewayHttpResolver,
+        *,
+        quiet: bool = False,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.app = app
         self.quiet = quiet
+        self._connection_slots = threading.BoundedSemaphore(max_connections)
+        self._resolving = 0
+        self._resolving_lock = threading.Lock()
+        self._idle_trim: threading.Timer | None = None
+        heap.limit_arenas()
         super().__init__(address, _RequestHandler)
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        if not self._connection_slots.acquire(blocking=False):
+            self._refuse_busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connection_slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_slots.release()
+
+    def _refuse_busy(self, request: socket.socket) -> None:
+        status, headers, payload = _json(HTTPStatus.SERVICE_UNAVAILABLE, "the server is busy: try again shortly")
+        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "Retry-After: 1", "Connection: close"]
+        head += [f"{name}: {value}" for name, value in headers] + [f"Content-Length: {len(payload)}"]
+        try:
+            request.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+            # Closing with the client's request unread would reset the connection and could lose
+            # the answer; read what has arrived, without waiting for more.
+            request.setblocking(False)
+            request.recv(1 << 16)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def resolve(self, event: dict) -> dict:
+        """`app.resolve`, counting requests in flight so that memory is trimmed once none is."""
+        with self._resolving_lock:
+            self._resolving += 1
+            if self._idle_trim is not None:
+                self._idle_trim.cancel()
+        try:
+            # No Lambda context here; the routes read none.
+            return self.app.resolve(event, None)  # type: ignore[arg-type]
+        finally:
+            with self._resolving_lock:
+                self._resolving -= 1
+                if self._resolving == 0:
+                    self._idle_trim = threading.Timer(_TRIM_AFTER_IDLE_S, heap.return_free_memory)
+                    self._idle_trim.daemon = True
+                    self._idle_trim.start()
 
 
 def make_server(
-    app: APIGatewayHttpResolver, host: str = "127.0.0.1", port: int = 8000, *, quiet: bool = False
+    app: APIGatewayHttpResolver,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    quiet: bool = False,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> LocalServer:
     """A bound server, not yet serving (port 0 picks a free port: see `server.server_port`)."""
-    return LocalServer((host, port), app, quiet=quiet)
+    return LocalServer((host, port), app, quiet=quiet, max_connections=max_connections)
 
 
 def serve(app: APIGatewayHttpResolver, host: str = "127.0.0.1", port: int = 8000) -> None:
@@ -158,7 +233,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._handle()
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
+
+    def version_string(self) -> str:
+        """The Server header names the product, not the Python version behind it."""
+        return "lookalike"
 
     def handle_expect_100(self) -> bool:
         """Refuse a body declared too large before the client sends it."""
@@ -186,7 +265,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_error_json(HTTPStatus.BAD_REQUEST, "the body is shorter than its Content-Length")
             return
         event = http_event(
-            self.command,
+            # HEAD is GET without the body: `_write` leaves the body out.
+            "GET" if self.command == "HEAD" else self.command,
             self.path,
             list(self.headers.items()),
             body,
@@ -196,13 +276,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         status, headers, payload = self._resolve(event)
         self._write(status, headers, payload)
         took_ms = (time.perf_counter() - started) * 1000
-        self.log_message("%s %s -> %d (%.0f ms)", self.command, self.path, status, took_ms)
+        self.log_message("%s %s -> %d (%.0f ms)", self.command, _logged_path(self.path), status, took_ms)
 
     def _resolve(self, event: dict) -> tuple[int, list[tuple[str, str]], bytes]:
         try:
-            with _RESOLVE_LOCK:
-                # No Lambda context here; the routes read none.
-                return http_response(self.server.app.resolve(event, None))  # type: ignore[arg-type]
+            return http_response(self.server.resolve(event))
         except Exception:
             logger.exception("the app failed to resolve a request")
             return _json(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
@@ -232,7 +310,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _send_error_json(self, status: HTTPStatus, message: str) -> None:
         self.close_connection = True
         self._write(*_json(status, message))
-        self.log_message("%s %s -> %d %s", self.command, getattr(self, "path", ""), status, message)
+        self.log_message("%s %s -> %d %s", self.command, _logged_path(getattr(self, "path", "")), status, message)
 
     def _write(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
         self.send_response(status)
@@ -252,6 +330,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:
         if not self.server.quiet:
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def _logged_path(target: str) -> str:
+    """The request target without its query string, which may carry a key or a user's terms."""
+    return target.split("?", 1)[0]
 
 
 def _too_large(length: int) -> str:
