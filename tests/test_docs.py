@@ -34,3 +34,9 @@ def test_every_interface_the_architecture_lists_is_in_its_module():
         if not hasattr(importlib.import_module("lookalike." + module.replace("/", ".")), name)
     ]
     assert not missing, f"docs/ARCHITECTURE.md lists interfaces that do not exist: {missing}"
+
+
+def test_every_module_of_the_serving_package_is_on_the_page():
+    modules = {path.name for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+    named = set(re.findall(r"`(?:[\w./-]*/)?(\w+\.py)`", ARCHITECTURE))
+    assert not modules - named, f"docs/ARCHITECTURE.md does not place these modules: {sorted(modules - named)}"
