@@ -37,8 +37,9 @@ PYTHON_VERSION = "3.11"
 
 LAYER_NAMES = ("core", "deps", "model")
 # The embedded default's own modules (paths relative to the package; a trailing / is a folder):
-# the command line, the drop-folder watcher, the FAISS store and the reindex that swaps its folders.
-EMBEDDED_ONLY = ("cli.py", "watch.py", "reindexing.py", "stores/faiss/")
+# the command line, the drop-folder watcher, the FAISS store, the record tying it to its gallery
+# folder, and the reindex that swaps its folders.
+EMBEDDED_ONLY = ("cli.py", "watch.py", "reindexing.py", "workspace.py", "stores/faiss/")
 MODEL_ARCNAME = "model/embedder.onnx"
 
 # AWS Lambda quotas: a function's code plus all its layers may unzip to at most 250 MB
