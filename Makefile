@@ -25,7 +25,7 @@ model: $(BIN)/python
 
 demo: setup
 	$(BIN)/python scripts/demo_gallery.py $(DEMO_GALLERY)
-	$(BIN)/lookalike index $(DEMO_GALLERY) --store $(DEMO_STORE) --regions
+	$(BIN)/lookalike index $(DEMO_GALLERY) --store $(DEMO_STORE) --regions --upgrade
 	@echo
 	@echo "Lookalike is serving $(DEMO_GALLERY)/ at http://$(HOST):$(PORT)/ (open it in a browser; Ctrl-C stops it). Or try:"
 	@echo "  curl -s -F image=@$(DEMO_GALLERY)/mvtb/building2-1.png -F k=5 http://$(HOST):$(PORT)/search"
