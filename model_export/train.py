@@ -65,6 +65,7 @@ from model_export.encoders import CachedEncoder, LiveEncoder
 from model_export.features import cached_features, decode
 from model_export.head import HEADS, InfoNCE, ProjectionHead
 from model_export.heldout import HeldOut
+from model_export.tensor_views import TensorAugment
 from model_export.shipped import PARAMETER_DTYPES, Manifest, ShippedModel, load_shipped, write_parameters
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
@@ -100,7 +101,8 @@ class Hyperparameters:
     classes: int = 0  # the first N classes of the training tar (0: all)
     per_class: int = 100
     holdout: int = 20  # images per class kept out of training: early stopping and hyperparameters
-    unfreeze_blocks: int = 0
+    unfreeze_blocks: int = 0  # 16: every block of Lite0
+    train_size: int = 0  # pixels of the views an unfrozen backbone trains on (0: the model's input size)
     checkpoint_every: int = 250
     eval_every: int = 25  # steps between held-out scores (early stopping; needs holdout > 0); 0: off
     threads: int = 0  # 0: all cores
@@ -108,6 +110,29 @@ class Hyperparameters:
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(crop_area=(self.crop_area_min, 1.0))
+
+
+# `--recipe cpu` (make train-default): the backbone fine-tuned whole on two CPU cores within an
+# hour (docs/TRAINING.md, "The CPU recipe", and `python -m lab bench finetune_step`). Every
+# block unfrozen, because instance pairs alone (copy detection) and class pairs alone (category,
+# fragment) each hurt the other unless the whole network can move; 128-pixel views, a quarter of
+# the cost of 224 per view; clicks, edited views and shown-but-not-clicked results in every batch.
+CPU_RECIPE = {
+    "pairs": "clicks",
+    "unfreeze_blocks": 16,
+    "train_size": 128,
+    "head": "mlp",
+    "hidden": 1024,
+    "dim": 256,
+    "batch_size": 32,
+    "aug_fraction": 0.5,
+    "hard_negatives": 2,
+    "views": 2,
+    "lr": 3e-4,
+    "steps": 1200,
+    "checkpoint_every": 100,
+}
+RECIPES = {"cpu": CPU_RECIPE}
 
 
 @dataclass(frozen=True)
@@ -161,8 +186,12 @@ class TrainResult:
 
 
 def parse_hyperparameters(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Hyperparameters:
+    """Arguments over SM_HPS over a named recipe (--recipe) over the defaults."""
     environ = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    recipe_option = argparse.ArgumentParser(add_help=False)
+    recipe_option.add_argument("--recipe", choices=sorted(RECIPES), default=None)
+    recipe = RECIPES.get(recipe_option.parse_known_args(argv)[0].recipe, {})
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[recipe_option])
     for option in dataclasses.fields(Hyperparameters):
         kind = {bool: _boolean, int: int, float: float, str: str}[type(option.default)]
         parser.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name, type=kind, default=option.default)
@@ -172,12 +201,17 @@ def parse_hyperparameters(argv: list[str] | None = None, environ: dict[str, str]
     if unknown:
         parser.error(f"SM_HPS has unknown hyperparameters: {', '.join(sorted(unknown))}")
     # Applied as defaults so that explicit arguments still win; strings go through the argument types.
+    parser.set_defaults(**recipe)
     parser.set_defaults(**{key.replace("-", "_"): _as_argument(value) for key, value in from_sagemaker.items()})
-    hyperparameters = Hyperparameters(**vars(parser.parse_args(argv)))
+    values = vars(parser.parse_args(argv))
+    values.pop("recipe")
+    hyperparameters = Hyperparameters(**values)
     if hyperparameters.head not in HEADS:
         parser.error(f"--head must be one of {HEADS}")
     if hyperparameters.pairs not in (*PAIR_SOURCES, "auto"):
         parser.error(f"--pairs must be one of {(*PAIR_SOURCES, 'auto')}")
+    if hyperparameters.train_size and (hyperparameters.train_size % 32 or not hyperparameters.unfreeze_blocks):
+        parser.error("--train-size needs --unfreeze-blocks and a multiple of 32 (the backbone's stride)")
     if hyperparameters.parameters_dtype not in PARAMETER_DTYPES:
         parser.error(f"--parameters-dtype must be one of {PARAMETER_DTYPES}")
     return hyperparameters
@@ -207,10 +241,12 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
     source = hp.pairs if hp.pairs != "auto" else ("clicks" if dataset.has_clicks else "classes")
     sampler = PairSampler(dataset, source, hp.batch_size, hp.aug_fraction, hp.views, hp.hard_negatives, hp.seed)
 
-    views = TrainingViews(hp.views, hp.view_seed, hp.augment())
     if hp.unfreeze_blocks:
-        encoder = LiveEncoder(dataset.images, hp.unfreeze_blocks, views, base.info)
+        train_size = hp.train_size or base.info.input_size
+        augment = TensorAugment(crop_area=(hp.crop_area_min, 1.0))
+        encoder = LiveEncoder(dataset.images, hp.unfreeze_blocks, base.info, train_size, augment, hp.view_seed)
     else:
+        views = TrainingViews(hp.views, hp.view_seed, hp.augment())
         encoder = CachedEncoder(cached_features(dataset.images, views, base, paths.feature_cache, progress))
     # Measured through the cached features of the frozen backbone, so not for an unfrozen one.
     heldout = None
@@ -243,7 +279,7 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
         total=hp.steps, initial=len(run.losses), desc="training", unit="step", file=sys.stderr, disable=not progress
     )
     for step in range(len(run.losses), hp.steps):
-        loss = _batch_loss(sampler.batch(step), encoder, head, loss_fn)
+        loss = batch_loss(sampler.batch(step), encoder, head, loss_fn)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -332,7 +368,7 @@ def _read_data(hp: Hyperparameters, paths: Paths) -> tuple[TrainingSet, list[Tra
     return build_training_set(train_images, clicks, gallery), held_out
 
 
-def _batch_loss(
+def batch_loss(
     batch: Batch, encoder: CachedEncoder | LiveEncoder, head: ProjectionHead, loss_fn: InfoNCE
 ) -> torch.Tensor:
     """Anchors in any view against positives (and hard negatives) as the gallery holds them (view 0)."""
