@@ -29,23 +29,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from model_export.augment import EditStrengths
+
 # ITU-R BT.601 luma and the YIQ transform it belongs to: hue is a rotation of the (I, Q) plane.
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
 @dataclass(frozen=True)
-class TensorAugment:
-    crop_area: tuple[float, float] = (0.1, 1.0)  # fraction of the image's area a crop keeps
-    max_aspect: float = 2.0  # crops' aspect ratio is log-uniform in [1/max_aspect, max_aspect]
-    flip: float = 0.5
-    jitter: float = 0.8  # probability of a colour change
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.4
-    hue: float = 0.05  # fraction of the colour wheel
+class TensorAugment(EditStrengths):
     grey: float = 0.1
-    blur: float = 0.3
     blur_sigma: tuple[float, float] = (0.3, 2.0)  # pixels at the training size
     degrade: float = 0.3  # probability of halving the resolution and restoring it
 

@@ -5,6 +5,7 @@ The parameters come from a few real training steps at smoke size (2 Tiny ImageNe
 one unfrozen block and a small head), so the folder is exactly what training writes.
 """
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -15,7 +16,6 @@ import onnx
 import pytest
 
 from layers.build import MODEL_ARCNAME, build_model
-from lab.datasets import TINY_IMAGENET_TRAIN
 from lookalike.paths import default_model_path
 from model_export import export_onnx, train
 from model_export.shipped import (
@@ -26,19 +26,13 @@ from model_export.shipped import (
     version_of,
     write_parameters,
 )
+from tests.support.training import training_paths
 
-TINY = train.Hyperparameters(
-    head="mlp",
-    hidden=16,
-    dim=8,
-    steps=2,
-    batch_size=4,
-    views=2,
-    classes=2,
-    per_class=3,
-    holdout=0,
-    unfreeze_blocks=1,
-    eval_every=0,
+# The CPU recipe's shape, shrunk: one unfrozen block, a small head, two steps.
+TINY = dataclasses.replace(
+    train.parse_hyperparameters(["--recipe", "cpu"], environ={}),
+    pairs="classes", unfreeze_blocks=1, train_size=64, hidden=16, dim=8, steps=2, batch_size=4,
+    classes=2, per_class=3, holdout=0, eval_every=0,
 )
 
 
@@ -46,16 +40,7 @@ TINY = train.Hyperparameters(
 def trained(tmp_path_factory, model_path, tiny_imagenet_train_tar):
     """The model folder of a two-step run: parameters.npz, manifest.json and model.onnx."""
     root = tmp_path_factory.mktemp("trained")
-    paths = train.Paths(
-        train=TINY_IMAGENET_TRAIN,
-        clicks=None,
-        gallery=None,
-        model_dir=root / "model",
-        output_dir=root / "output",
-        checkpoint_dir=root / "checkpoints",
-        feature_cache=root / "features",
-        base_model=model_path,
-    )
+    paths = training_paths(root, model_path)
     train.train(TINY, paths, progress=False)
     return root / "model"
 

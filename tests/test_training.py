@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from lab.datasets import TINY_IMAGENET_TRAIN, tiny_imagenet_train
+from lab.datasets import tiny_imagenet_train
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
 from lookalike.interactions.click_labels import TrainingPair
@@ -22,6 +22,7 @@ from model_export.data import TrainImage, build_training_set
 from model_export.head import InfoNCE, ProjectionHead
 from model_export.heldout import mean_average_precision
 from tests.support.photos import PHOTOS, photo
+from tests.support.training import training_paths as paths
 
 SMOKE = train.Hyperparameters(
     head="mlp",  # the projection to another width exercises the metadata's dim
@@ -37,19 +38,6 @@ SMOKE = train.Hyperparameters(
     checkpoint_every=20,
     eval_every=10,
 )
-
-
-def paths(root, base_model, feature_cache=None, clicks=None, gallery=None) -> train.Paths:
-    return train.Paths(
-        train=TINY_IMAGENET_TRAIN,
-        clicks=clicks,
-        gallery=gallery,
-        model_dir=root / "model",
-        output_dir=root / "output",
-        checkpoint_dir=root / "checkpoints",
-        feature_cache=feature_cache or root / "features",
-        base_model=base_model,
-    )
 
 
 @pytest.fixture(scope="module")
