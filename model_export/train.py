@@ -11,7 +11,9 @@ defaults below; data from channel folders, outputs to fixed folders:
                            the held-out split
     SM_CHANNEL_CLICKS      folder with the pairs.jsonl of `lookalike training-set` (optional)
     SM_CHANNEL_GALLERY     folder of the gallery images those pairs' keys name
-    SM_MODEL_DIR           model.onnx: the fine-tuned embedder, ready for `lookalike reindex`
+    SM_MODEL_DIR           model.onnx: the fine-tuned embedder, ready for `lookalike reindex`;
+                           parameters.npz and manifest.json, what model_export/shipped/ takes
+                           to ship it (model.onnx is composed from them)
     SM_OUTPUT_DATA_DIR     metrics.json, loss.csv, loss.png
     SM_CHECKPOINT_DIR      checkpoint.pt (a killed job resumes from it); the feature cache
                            lives in LOOKALIKE_FEATURE_CACHE (default ~/.cache/lookalike/features)
@@ -21,8 +23,9 @@ defaults below; data from channel folders, outputs to fixed folders:
 
 The pretrained backbone stays frozen by default and its features are computed once per view
 (model_export.features); only the projection head trains, which takes minutes on two CPU
-cores. `--unfreeze-blocks N` also trains the backbone's last N blocks, rendering and running
-every view at every step: a GPU's job. Pairs: clicks when the clicks channel has any, otherwise
+cores. `--unfreeze-blocks N` also trains the backbone's last N blocks (16: all of them), editing
+and running every view at every step, at `--train-size` pixels; `--recipe cpu` (make
+train-default) is that setting sized for two CPU cores. Pairs: clicks when the clicks channel has any, otherwise
 same-class pairs of the training tar as the stand-in (`--pairs` forces either), always mixed
 with augmentation pairs. The head exported is the one that scored best on held-out training
 images (early stopping, model_export.heldout). Everything random is seeded: two runs with the
