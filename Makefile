@@ -7,7 +7,7 @@ DEMO_STORE := .lookalike/demo-store
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup model demo test bench clean layers evaluate learning-loop
+.PHONY: setup model demo test bench clean layers evaluate learning-loop train-default
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ model: $(BIN)/python
 
 demo: setup
 	$(BIN)/python scripts/demo_gallery.py $(DEMO_GALLERY)
-	$(BIN)/lookalike index $(DEMO_GALLERY) --store $(DEMO_STORE) --regions
+	$(BIN)/lookalike index $(DEMO_GALLERY) --store $(DEMO_STORE) --regions --upgrade
 	@echo
 	@echo "Lookalike is serving $(DEMO_GALLERY)/ at http://$(HOST):$(PORT)/ (open it in a browser; Ctrl-C stops it). Or try:"
 	@echo "  curl -s -F image=@$(DEMO_GALLERY)/mvtb/building2-1.png -F k=5 http://$(HOST):$(PORT)/search"
@@ -67,6 +67,18 @@ learning-loop: setup
 	  $(BIN)/python -m model_export.train --seed $$seed $(TRAIN) || exit 1; \
 	done
 	$(BIN)/python -m lab evaluate $(foreach seed,$(SEEDS),--model-finetuned $(LOOP)/seed-$(seed)/model/model.onnx) $(EVALUATE)
+
+# The CPU fine-tuning recipe (docs/TRAINING.md, "The CPU recipe"): every backbone block at 128 px on
+# the loop's clicks, edited views and shown-but-not-clicked results; sized for an hour on two idle
+# cores (python -m lab bench finetune_step). Simulates the clicks first when LOOP has none. The run's
+# model folder, $(LOOP)/default/model (parameters.npz, manifest.json, model.onnx), is what
+# model_export/shipped/ takes once evaluated.
+train-default: setup
+	test -f $(LOOP)/clicks/pairs.jsonl || { $(BIN)/python -m lab simulate $(SIMULATE) --work $(LOOP) && \
+	  $(BIN)/lookalike training-set --store $(LOOP)/store --out $(LOOP)/clicks; }
+	SM_CHANNEL_CLICKS=$(LOOP)/clicks SM_CHANNEL_GALLERY=$(LOOP)/gallery SM_MODEL_DIR=$(LOOP)/default/model \
+	  SM_OUTPUT_DATA_DIR=$(LOOP)/default/output SM_CHECKPOINT_DIR=$(LOOP)/default/checkpoints \
+	  $(BIN)/python -m model_export.train --recipe cpu $(TRAIN)
 
 # One benchmark, search latency by default; `python -m lab bench --help` lists the others:
 # make bench BENCH=store_bench BENCH_ARGS="--sizes 5000 10000"

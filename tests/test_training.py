@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from lab.datasets import TINY_IMAGENET_TRAIN, tiny_imagenet_train
+from lab.datasets import tiny_imagenet_train
 from lookalike.embedding import Embedder
 from lookalike.images import to_tensor
 from lookalike.interactions.click_labels import TrainingPair
@@ -22,6 +22,7 @@ from model_export.data import TrainImage, build_training_set
 from model_export.head import InfoNCE, ProjectionHead
 from model_export.heldout import mean_average_precision
 from tests.support.photos import PHOTOS, photo
+from tests.support.training import training_paths as paths
 
 SMOKE = train.Hyperparameters(
     head="mlp",  # the projection to another width exercises the metadata's dim
@@ -37,19 +38,6 @@ SMOKE = train.Hyperparameters(
     checkpoint_every=20,
     eval_every=10,
 )
-
-
-def paths(root, base_model, feature_cache=None, clicks=None, gallery=None) -> train.Paths:
-    return train.Paths(
-        train=TINY_IMAGENET_TRAIN,
-        clicks=clicks,
-        gallery=gallery,
-        model_dir=root / "model",
-        output_dir=root / "output",
-        checkpoint_dir=root / "checkpoints",
-        feature_cache=feature_cache or root / "features",
-        base_model=base_model,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +200,27 @@ def test_unfrozen_blocks_train_and_export(tmp_path, model_path):
     assert result.metrics["parity_max_abs_diff"] < train.PARITY_TOLERANCE
 
 
+def test_the_cpu_recipe_fine_tunes_every_block_at_a_reduced_size_on_clicks_and_edits(tmp_path, model_path, channels):
+    """The recipe's shape at smoke size: all blocks unfrozen, 64-pixel views, click pairs with
+    hard negatives beside edited views; the export serves at the model's own input size."""
+    hp = dataclasses.replace(
+        SMOKE, steps=2, batch_size=6, unfreeze_blocks=16, train_size=64, hard_negatives=2, holdout=0, classes=2, per_class=3
+    )
+    result = train.train(hp, paths(tmp_path, model_path, **channels), progress=False)
+    assert result.metrics["pairs"] == "clicks" and np.isfinite(result.losses).all()
+    moved = {name.split(".")[2] for name in np.load(tmp_path / "model" / "parameters.npz") if name.startswith("backbone._blocks.")}
+    assert moved == {str(block) for block in range(16)}, f"blocks left frozen: {sorted(set(map(str, range(16))) - moved)}"
+    assert Embedder(result.model_path).info.input_size == export_onnx.INPUT_SIZE
+    assert result.metrics["parity_max_abs_diff"] < train.PARITY_TOLERANCE
+
+
+def test_a_reduced_training_size_needs_an_unfrozen_backbone_and_the_stride():
+    for argv in (["--train-size", "128"], ["--train-size", "100", "--unfreeze-blocks", "4"]):
+        with pytest.raises(SystemExit):
+            train.parse_hyperparameters(argv, environ={})
+    assert train.parse_hyperparameters(["--train-size", "128", "--unfreeze-blocks", "4"], environ={}).train_size == 128
+
+
 def test_hyperparameters_come_from_arguments_over_sm_hps_over_defaults():
     environ = {"SM_HPS": json.dumps({"steps": 7, "head": "residual", "learn_temperature": False, "lr": "0.01"})}
     hp = train.parse_hyperparameters(["--steps", "9", "--view-seed", "3"], environ)
@@ -320,3 +329,11 @@ def test_mean_average_precision_on_a_hand_computed_case():
 def _pixels(names: list[str]) -> np.ndarray:
     size, mean, std, resize = export_onnx.INPUT_SIZE, export_onnx.MEAN, export_onnx.STD, export_onnx.RESIZE
     return np.stack([to_tensor(photo(name), size, mean, std, resize) for name in names])
+
+
+def test_a_recipe_sets_defaults_that_sm_hps_and_arguments_override():
+    recipe = train.parse_hyperparameters(["--recipe", "cpu"], environ={})
+    assert (recipe.unfreeze_blocks, recipe.train_size, recipe.dim) == (16, 128, 256)
+    overridden = train.parse_hyperparameters(["--recipe", "cpu", "--dim", "1280"], environ={"SM_HPS": '{"steps": 7}'})
+    assert (overridden.dim, overridden.steps, overridden.unfreeze_blocks) == (1280, 7, 16)
+    assert train.parse_hyperparameters([], environ={}) == train.Hyperparameters()

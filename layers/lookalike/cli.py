@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("dir", type=Path, metavar="DIR")
     index.add_argument("--method", default="auto", help="k-NN method: auto (exact for small galleries), flat or hnsw")
     index.add_argument("--regions", action=argparse.BooleanOptionalAction, default=None, help=REGIONS_HELP)
+    index.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="if the store holds another model's vectors, rebuild it with this model as `reindex` does, instead of refusing",
+    )
 
     reindex_help = "re-embed the whole gallery with --model into a new store, then swap it in (switching models)"
     reindex_parser = command("reindex", _reindex, reindex_help)
@@ -172,15 +177,27 @@ def _regions(args: argparse.Namespace, record: GalleryRecord | None) -> bool:
 def _index(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         raise LookalikeError(f"{args.dir} is not a directory")
+    embedder = _embedder(args)
+    if args.upgrade and _holds_another_model(Path(args.store or default_store_path()), embedder.info.version):
+        return _reindex(args)
     store = _store(args, method=args.method)
     source = FolderSource(args.dir)
     regions = _regions(args, GalleryRecord.read(store.path))
     GalleryRecord(source.root, regions).claim(store.path)
-    indexer = Indexer(source, _embedder(args), store, regions=regions)
+    indexer = Indexer(source, embedder, store, regions=regions)
     with progress_bar() as on_progress:
         report = indexer.sync(on_progress=on_progress)
     print(report.summary(), file=sys.stderr)
     return 0
+
+
+def _holds_another_model(store_path: Path, version: str) -> bool:
+    """Whether an existing store's vectors come from a model other than `version` (a new
+    release's model over an old demo store: `make demo` rebuilds it instead of exiting)."""
+    if not store_path.is_dir():
+        return False
+    with FaissStore(store_path) as store:
+        return store.model_version not in (None, version)
 
 
 def _reindex(args: argparse.Namespace) -> int:
