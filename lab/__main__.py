@@ -7,7 +7,7 @@ Everything in it runs this one way, from the repository root.
 import argparse
 import ast
 import importlib
-import logging
+
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +18,7 @@ from lab.datasets import DATASETS_ROOT, TINY_IMAGENET_TRAIN
 from lab.evaluation import DEFAULT_SEED, Settings, evaluate
 from lab.evaluation_report import write_report
 from lookalike.embedding import Embedder
+from lookalike.cli import run
 from lookalike.errors import LookalikeError
 from lookalike.interactions.engagement import engagement
 from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
@@ -26,13 +27,7 @@ from lookalike.workspace import GalleryRecord
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.command(args)
-    except LookalikeError as error:
-        print(f"lab: {error}", file=sys.stderr)
-        return 2
+    return run(_parser(), argv)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -46,13 +46,18 @@ SERVICE_NAME = "lookalike"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return run(_parser(), argv)
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse argv and run its command (each sets `command`); bad input is one line on stderr, exit 2."""
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
-    args = _parser().parse_args(argv)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.command(args)
     except LookalikeError as error:
-        print(f"lookalike: {error}", file=sys.stderr)
+        print(f"{parser.prog}: {error}", file=sys.stderr)
         return 2
 
 
