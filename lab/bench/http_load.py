@@ -7,8 +7,8 @@ A synthetic gallery (noise over gradients, JPEG) is indexed with the real model 
 store, and `lookalike.http.server` serves it on 127.0.0.1 from this process. Each client thread
 keeps one connection and posts multipart searches (a gallery image cropped and re-encoded) back to
 back; each level stops at --seconds or --max-requests, whichever comes first. The slow image is a
-7000x7000 PNG of one colour (49 Mpx, just under `images.MAX_PIXELS`, about 150 KB): nothing
-smaller in bytes costs more to decode. RSS is the whole process (server and clients), read from
+PNG of one colour at the request's full-decode budget (`images.FULL_DECODE_PIXELS`, 2000x2000, a
+few KB): the most a query in a format without reduced decoding may cost. RSS is the whole process (server and clients), read from
 /proc before the first level, after each level, and after the server has been idle long enough
 to trim its heap. `--quick` is a smoke run: 2 s per level.
 """
@@ -16,6 +16,7 @@ to trim its heap. `--quick` is a smoke run: 2 s per level.
 import http.client
 import io
 import logging
+import math
 import tempfile
 import threading
 import time
@@ -30,7 +31,7 @@ from lab.bench import argument_parser
 from lookalike.embedding import Embedder
 from lookalike.http.app import create_app
 from lookalike.http.server import make_server
-from lookalike.images import MAX_PIXELS
+from lookalike.images import FULL_DECODE_PIXELS
 from lookalike.indexing import Indexer
 from lookalike.paths import default_model_path
 from lookalike.search import SearchService
@@ -55,7 +56,7 @@ def synthetic_gallery(root: Path, size: int, seed: int = 3) -> list[bytes]:
 
 
 def slowest_accepted_png() -> bytes:
-    side = int(MAX_PIXELS**0.5) // 1000 * 1000
+    side = math.isqrt(FULL_DECODE_PIXELS)
     return _encode(Image.new("RGB", (side, side), (120, 80, 40)), "PNG")
 
 
@@ -168,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"{count:2d} clients: {summary(latencies, elapsed, errors)}  RSS {rss_mb():.0f} MB")
 
             slow = slowest_accepted_png()
-            side = int(MAX_PIXELS**0.5) // 1000 * 1000
+            side = math.isqrt(FULL_DECODE_PIXELS)
             user, elapsed = run_clients(port, 1, queries, seconds, args.max_requests)
             print(f"user alone:               {summary(user[0].latencies_ms, elapsed, user[0].errors)}")
             stop = threading.Event()
