@@ -90,6 +90,11 @@ class LocalServer(ThreadingHTTPServer):
         finally:
             self._connection_slots.release()
 
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        """A client that drops its connection (reset, broken pipe) is no error of ours: no traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def _refuse_busy(self, request: socket.socket) -> None:
         status, headers, payload = _json(HTTPStatus.SERVICE_UNAVAILABLE, "the server is busy: try again shortly")
         head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "Retry-After: 1", "Connection: close"]
