@@ -65,5 +65,6 @@ def read_regular_file(path: str | Path, max_bytes: int, *, follow_symlinks: bool
     finally:
         os.close(descriptor)
 
+
 def _too_large(path: str | Path, max_bytes: int) -> FileTooLargeError:
     return FileTooLargeError(errno.EFBIG, f"the file is over {max_bytes:,} bytes, the most an image file may hold", str(path))

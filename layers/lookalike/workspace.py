@@ -27,10 +27,8 @@ class GalleryMismatchError(LookalikeError):
 
 @dataclass(frozen=True)
 class GalleryRecord:
-    """How a store's gallery was last indexed (`<store>/gallery.json`): the folder its images are
-    read from, and whether region vectors were added, so that `serve`, `reindex` and later
-    `index` runs go on the same way without repeating flags (a reindex that forgot --regions
-    would silently drop every image's fragments)."""
+    """The folder a store's images are read from, and whether region vectors were added (a
+    reindex that forgot --regions would silently drop every image's fragments)."""
 
     root: Path
     regions: bool = False
