@@ -73,6 +73,7 @@ class BenchmarkQuery:
     key: str  # the gallery image whose bytes are the query
     box: CropBox | None  # the fragment searched; None searches the whole image
     grades: Mapping[str, int]  # relevant gallery keys -> grade 1..5; never the query's own key
+    kind: str = ""  # the query's sub-group a report breaks scores down by (copy detection: its edit)
 
 
 @dataclass
@@ -318,9 +319,12 @@ def _copy_detection(
         source = folder.add(original)
         with Image.open(io.BytesIO(original)) as decoded:
             image = decoded.convert("RGB")
-        edits = {folder.add(_jpeg(edit.apply(image, rng), edit.quality)): edit.grade for edit in EDITS}
-        grades = {source: GRADE_SOURCE, **edits}
-        queries += [BenchmarkQuery(key, None, {other: g for other, g in grades.items() if other != key}) for key in edits]
+        edited = {folder.add(_jpeg(edit.apply(image, rng), edit.quality)): edit for edit in EDITS}
+        grades = {source: GRADE_SOURCE, **{key: edit.grade for key, edit in edited.items()}}
+        queries += [
+            BenchmarkQuery(key, None, {other: g for other, g in grades.items() if other != key}, edit.name)
+            for key, edit in edited.items()
+        ]
         photo_keys.append(source)
         groups.append(grades)
     edit_lines = "\n".join(f"  - {edit.name}: grade {edit.grade}" for edit in EDITS)

@@ -51,7 +51,7 @@ from lookalike.interactions.sqlite_log import EVENTS_FILENAME, SqliteEventLog
 from lookalike.http.app import create_app
 from lookalike.http.search_routes import logger as route_log
 from lookalike.http.server import make_server
-from lookalike.indexing import Indexer
+from lookalike.indexing import Indexer, ProgressCallback
 from lookalike.search import SearchService
 from lookalike.sources import FolderSource
 from lookalike.stores.faiss import FaissStore
@@ -196,8 +196,8 @@ def simulate(
     app = create_app(SearchService(embedder, store), source, admin=False, events=log)
     started = time.perf_counter()
     try:
-        with _serving(app) as port:
-            _play(port, settings, query_keys, summary)
+        with _serving(app) as port, progress_bar("sessions", "session", disable=not progress) as on_progress:
+            _play(port, settings, query_keys, summary, on_progress)
     finally:
         log.close()
     summary.play_seconds = time.perf_counter() - started
@@ -227,6 +227,7 @@ def _play(
     settings: SimulationSettings,
     query_keys: list[str],
     summary: SimulationSummary,
+    on_progress: ProgressCallback,
 ) -> None:
     model = settings.click_model
     rng = np.random.default_rng(
@@ -269,6 +270,7 @@ def _play(
         summary.sessions += 1
         summary.results_shown += len(results)
         summary.relevant_shown += sum(relevant)
+        on_progress(summary.sessions, settings.sessions)
 
 
 def _post_events(port: int, events: list[dict], content_type: str, summary: SimulationSummary) -> None:

@@ -16,7 +16,7 @@ from lab import evaluation_report
 from lab.benchmarks import EDITS, GalleryFolder
 import numpy as np
 
-from lab.evaluation import TABLE_METRICS, Acceptance, Evaluation, Settings, evaluate, paired_interval
+from lab.evaluation import TABLE_METRICS, Acceptance, Evaluation, KindGain, Settings, evaluate, gains_by_kind, paired_interval
 from lab.evaluation_report import write_report
 from lab.datasets import DATASETS_ROOT, TINY_IMAGENET_VAL
 from tests.support.datasets import require_dataset
@@ -125,15 +125,50 @@ def test_gallery_names_carry_no_hint_of_relevance(tmp_path):
     assert folder.read(key) == b"\x89PNG some bytes"
 
 
-def test_acceptance_needs_a_margin_above_the_seed_spread():
-    clear = Acceptance("category", backbone=0.30, finetuned=(0.36, 0.37, 0.35))
+def test_acceptance_needs_the_floor_a_margin_above_the_seed_spread_and_an_interval_above_zero():
+    sure = (0.05, 0.07)
+    clear = Acceptance("category", backbone=0.30, finetuned=(0.36, 0.37, 0.35), interval=sure, floor=0.06)
     assert clear.margin == pytest.approx(0.06) and clear.spread == pytest.approx(0.02) and clear.passed
-    noisy = Acceptance("category", backbone=0.30, finetuned=(0.31, 0.40, 0.33))
-    assert noisy.margin > 0 and not noisy.passed
-    too_few = Acceptance("category", backbone=0.30, finetuned=(0.40, 0.41))
+    noisy = Acceptance("category", backbone=0.30, finetuned=(0.31, 0.45, 0.33), interval=sure, floor=0.03)
+    assert noisy.margin > 0.03 and not noisy.passed
+    too_few = Acceptance("category", backbone=0.30, finetuned=(0.40, 0.41), interval=sure, floor=0.06)
     assert not too_few.passed
-    worse = Acceptance("fragment", backbone=0.30, finetuned=(0.28, 0.28, 0.28))
+    short = Acceptance("copy", backbone=0.30, finetuned=(0.32, 0.32, 0.32), interval=(0.01, 0.03), floor=0.03)
+    assert short.spread == 0 and not short.passed, "a margin above the spread but below the floor"
+    unsure = Acceptance("category", backbone=0.30, finetuned=(0.37, 0.37, 0.37), interval=(-0.01, 0.15), floor=0.06)
+    assert not unsure.passed, "an interval that includes zero"
+    worse = Acceptance("fragment", backbone=0.30, finetuned=(0.28, 0.28, 0.28), interval=(-0.03, -0.01), floor=0.06)
     assert worse.spread == 0 and not worse.passed
+
+
+def test_without_a_floor_acceptance_asks_only_that_the_queries_show_no_loss():
+    level = Acceptance("multiview", backbone=0.80, finetuned=(0.79, 0.80, 0.78), interval=(-0.06, 0.02), floor=None)
+    assert level.margin < 0 and level.passed
+    loss = Acceptance("multiview", backbone=0.80, finetuned=(0.70, 0.70, 0.70), interval=(-0.15, -0.05), floor=None)
+    assert not loss.passed
+
+
+def test_copy_detection_is_broken_down_by_edit_and_every_edit_must_gain():
+    benchmark = SimpleNamespace(name="copy", queries=[SimpleNamespace(kind=k) for k in ("crop", "crop", "blur", "blur")])
+    scores = {
+        "backbone": np.array([0.5, 0.7, 0.2, 0.4]),
+        "fine-tuned 1": np.array([0.6, 0.8, 0.3, 0.4]),
+        "fine-tuned 2": np.array([0.6, 0.8, 0.3, 0.5]),
+    }
+    evaluation = SimpleNamespace(
+        benchmarks=[benchmark],
+        methods=[SimpleNamespace(name=name, finetuned=name != "backbone") for name in scores],
+        get=lambda name, method: SimpleNamespace(average_precisions=scores[method]),
+    )
+    crop, blur = gains_by_kind(evaluation, "copy")
+    assert (crop.kind, crop.queries, blur.kind) == ("crop", 2, "blur")
+    assert crop.gain == pytest.approx(0.1) and blur.gain == pytest.approx(0.075), "seeds are averaged per query"
+    text = "\n".join(evaluation_report._edit_kinds_section([crop, blur]))
+    assert "| blur | 2 | 0.300 | 0.375 | +0.075 |" in text and "Weakest gain: blur, +0.075 (floor +0.05): pass" in text
+    scores["fine-tuned 2"][3] = 0.2
+    crop, blur = gains_by_kind(evaluation, "copy")
+    text = "\n".join(evaluation_report._edit_kinds_section([crop, blur]))
+    assert "Below the backbone: none" in text and ": fail." in text, "blur gains +0.025, under the floor"
 
 
 def test_the_paired_interval_brackets_the_margin_and_sees_through_noise():
@@ -161,17 +196,23 @@ def test_the_backbone_posing_as_three_seeds_is_not_accepted_and_its_interval_is_
     section = out.read_text()[out.read_text().index("## Acceptance") : out.read_text().index("## Results")]
     assert "95% interval" in section and "paired bootstrap" in section
     row = next(line for line in section.splitlines() if line.startswith("| category"))
-    assert re.search(r"\| 0\.\d{4} \| (0\.\d{4}, ){2}0\.\d{4} \| .* \| [+-]0\.0000 \| \[[+-]0\.0000, [+-]0\.0000\] \| fail \|", row), row
-    assert "**Not accepted** on category, fragment" in section
+    assert re.search(r"\| 0\.\d{4} \| (0\.\d{4}, ){2}0\.\d{4} \| .* \| [+-]0\.0000 \| \+0\.06 \| \[[+-]0\.0000, [+-]0\.0000\] \| fail \|", row), row
+    assert "**Not accepted** on category, fragment, copy, copy-detection edits" in section, "multi-view's no-loss check passes"
+    assert "| multiview |" in section and "Copy detection by edit" in section
 
 
-def test_the_accepted_verdict_names_the_benchmarks_and_where_the_interval_is_unclear(monkeypatch):
+def test_the_accepted_verdict_names_the_benchmarks(monkeypatch):
     checks = [
-        Acceptance("category", 0.150, (0.1721, 0.1722, 0.1720), (0.020, 0.024)),
-        Acceptance("fragment", 0.115, (0.1360, 0.1361, 0.1359), (-0.001, 0.043)),
+        Acceptance("category", 0.150, (0.2121, 0.2122, 0.2120), (0.060, 0.064), 0.06),
+        Acceptance("multiview", 0.787, (0.780, 0.781, 0.779), (-0.04, 0.03), None),
     ]
+    kinds = [KindGain("crop 10%", 49, 0.40, 0.46)]
     monkeypatch.setattr(evaluation_report, "acceptance", lambda evaluation: checks)
+    monkeypatch.setattr(evaluation_report, "gains_by_kind", lambda evaluation, name: kinds)
     text = "\n".join(evaluation_report._acceptance_section(SimpleNamespace(missing=[])))
-    assert "**Accepted**: the fine-tuned models beat the backbone by more than their seed spread on category and fragment." in text
-    assert "includes zero on fragment: there the gain may be an accident" in text
-    assert "| category | 0.1500 | 0.1721, 0.1722, 0.1720 | 0.1721 +- 0.0001 | 0.0002 | +0.0221 | [+0.0200, +0.0240] | pass |" in text
+    assert "**Accepted** on category, multiview and on every copy-detection edit." in text
+    assert "| category | 0.1500 | 0.2121, 0.2122, 0.2120 | 0.2121 +- 0.0001 | 0.0002 | +0.0621 | +0.06 | [+0.0600, +0.0640] | pass |" in text
+    assert "| multiview | 0.7870 | 0.7800, 0.7810, 0.7790 | 0.7800 +- 0.0010 | 0.0020 | -0.0070 | no loss | [-0.0400, +0.0300] | pass |" in text
+    kinds[0] = KindGain("crop 10%", 49, 0.40, 0.42)
+    text = "\n".join(evaluation_report._acceptance_section(SimpleNamespace(missing=[])))
+    assert "**Not accepted** on copy-detection edits." in text
